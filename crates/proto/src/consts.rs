@@ -144,13 +144,32 @@ pub mod event_type {
 
 /// `Watcher.Event.KeeperState` values.
 pub mod keeper_state {
+    /// Deprecated in ZooKeeper and never sent by its server.
+    pub const UNKNOWN: i32 = -1;
     pub const DISCONNECTED: i32 = 0;
+    /// Deprecated in ZooKeeper and never sent by its server.
+    pub const NO_SYNC_CONNECTED: i32 = 1;
     pub const SYNC_CONNECTED: i32 = 3;
     pub const AUTH_FAILED: i32 = 4;
     pub const CONNECTED_READ_ONLY: i32 = 5;
     pub const SASL_AUTHENTICATED: i32 = 6;
     pub const EXPIRED: i32 = -112;
     pub const CLOSED: i32 = 7;
+}
+
+/// `Watcher.WatcherType` values, the `type` of checkWatches and removeWatches.
+pub mod watcher_type {
+    pub const CHILDREN: i32 = 1;
+    pub const DATA: i32 = 2;
+    pub const ANY: i32 = 3;
+    pub const PERSISTENT: i32 = 4;
+    pub const PERSISTENT_RECURSIVE: i32 = 5;
+}
+
+/// `ZooDefs.AddWatchModes` values, the `mode` of addWatch.
+pub mod add_watch_mode {
+    pub const PERSISTENT: i32 = 0;
+    pub const PERSISTENT_RECURSIVE: i32 = 1;
 }
 
 /// `ZooDefs.Perms` bits.
@@ -202,7 +221,10 @@ impl CreateMode {
     }
 
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     pub fn is_sequential(self) -> bool {

@@ -115,6 +115,20 @@ impl Reader {
         }
     }
 
+    /// A string that keeps jute's null (length -1) as `None`.
+    pub fn read_opt_string(&mut self) -> Result<Option<String>, JuteError> {
+        let offset = self.pos;
+        match self.read_len()? {
+            None => Ok(None),
+            Some(n) => {
+                let b = self.take(n)?;
+                String::from_utf8(b.to_vec())
+                    .map(Some)
+                    .map_err(|_| JuteError::BadUtf8 { offset })
+            }
+        }
+    }
+
     /// A vector count; null (-1) reads as zero elements.
     pub fn read_vec_len(&mut self) -> Result<usize, JuteError> {
         let offset = self.pos;
@@ -196,6 +210,14 @@ impl Writer {
         self.buf.put_slice(v.as_bytes());
     }
 
+    /// A string that may be null (written as length -1).
+    pub fn write_opt_string(&mut self, v: Option<&str>) {
+        match v {
+            None => self.buf.put_i32(-1),
+            Some(s) => self.write_string(s),
+        }
+    }
+
     pub fn write_vec_len(&mut self, n: usize) {
         self.buf.put_i32(n as i32);
     }
@@ -267,6 +289,16 @@ impl Jute for String {
     }
     fn write(&self, w: &mut Writer) {
         w.write_string(self)
+    }
+}
+
+/// A jute `ustring` that may be null; `None` is null.
+impl Jute for Option<String> {
+    fn read(r: &mut Reader) -> Result<Self, JuteError> {
+        r.read_opt_string()
+    }
+    fn write(&self, w: &mut Writer) {
+        w.write_opt_string(self.as_deref())
     }
 }
 

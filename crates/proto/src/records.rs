@@ -1,5 +1,7 @@
-//! Every record of ZooKeeper 3.9's `zookeeper.jute` that the client protocol and
-//! the transaction log use, field for field and in the same order.
+//! Every record of ZooKeeper 3.9's `zookeeper.jute`, field for field and in the
+//! same order: client protocol (`org.apache.zookeeper.proto`), data, txn log,
+//! persistence file header and the quorum packets. `MultiRequest` and
+//! `MultiResponse` are not jute records; they live in [`crate::multi`].
 
 use crate::jute::{Jute, JuteError, Reader, Writer};
 use crate::jute_record;
@@ -159,18 +161,37 @@ jute_record!(SetWatches2 {
     persistent_recursive_watches: Vec<String>,
 });
 
-jute_record!(RequestHeader { xid: i32, r#type: i32 });
-jute_record!(MultiHeader { r#type: i32, done: bool, err: i32 });
-jute_record!(AuthPacket { r#type: i32, scheme: String, auth: Option<Bytes> });
-jute_record!(ReplyHeader { xid: i32, zxid: i64, err: i32 });
-jute_record!(GetDataRequest { path: String, watch: bool });
-jute_record!(SetDataRequest { path: String, data: Option<Bytes>, version: i32 });
-jute_record!(ReconfigRequest {
-    joining_servers: String,
-    leaving_servers: String,
-    new_members: String,
-    cur_config_id: i64,
+jute_record!(RequestHeader {
+    xid: i32,
+    r#type: i32
 });
+jute_record!(MultiHeader {
+    r#type: i32,
+    done: bool,
+    err: i32
+});
+jute_record!(AuthPacket { r#type: i32, scheme: String, auth: Option<Bytes> });
+jute_record!(ReplyHeader {
+    xid: i32,
+    zxid: i64,
+    err: i32
+});
+jute_record!(GetDataRequest {
+    path: String,
+    watch: bool
+});
+jute_record!(SetDataRequest { path: String, data: Option<Bytes>, version: i32 });
+jute_record!(
+    /// The three server lists are null when not given, and the server tells
+    /// an incremental change (joining/leaving) from a full one (new members)
+    /// by which of them are null, so they keep jute's null.
+    ReconfigRequest {
+        joining_servers: Option<String>,
+        leaving_servers: Option<String>,
+        new_members: Option<String>,
+        cur_config_id: i64,
+    }
+);
 jute_record!(SetDataResponse { stat: Stat });
 jute_record!(GetSaslRequest { token: Option<Bytes> });
 jute_record!(SetSaslRequest { token: Option<Bytes> });
@@ -183,38 +204,128 @@ jute_record!(CreateTtlRequest {
     flags: i32,
     ttl: i64,
 });
-jute_record!(DeleteRequest { path: String, version: i32 });
-jute_record!(GetChildrenRequest { path: String, watch: bool });
+jute_record!(DeleteRequest {
+    path: String,
+    version: i32
+});
+jute_record!(GetChildrenRequest {
+    path: String,
+    watch: bool
+});
 jute_record!(GetAllChildrenNumberRequest { path: String });
-jute_record!(GetChildren2Request { path: String, watch: bool });
-jute_record!(CheckVersionRequest { path: String, version: i32 });
+jute_record!(GetChildren2Request {
+    path: String,
+    watch: bool
+});
+jute_record!(CheckVersionRequest {
+    path: String,
+    version: i32
+});
+jute_record!(
+    /// Declared in `zookeeper.jute` but used by no ZooKeeper 3.9 operation.
+    GetMaxChildrenRequest { path: String }
+);
+jute_record!(
+    /// Declared in `zookeeper.jute` but used by no ZooKeeper 3.9 operation.
+    GetMaxChildrenResponse { max: i32 }
+);
+jute_record!(
+    /// Declared in `zookeeper.jute` but used by no ZooKeeper 3.9 operation.
+    SetMaxChildrenRequest { path: String, max: i32 }
+);
 jute_record!(SyncRequest { path: String });
 jute_record!(SyncResponse { path: String });
 jute_record!(GetAclRequest { path: String });
 jute_record!(SetAclRequest { path: String, acl: Vec<Acl>, version: i32 });
 jute_record!(SetAclResponse { stat: Stat });
-jute_record!(AddWatchRequest { path: String, mode: i32 });
-jute_record!(WatcherEvent { r#type: i32, state: i32, path: String });
+jute_record!(AddWatchRequest {
+    path: String,
+    mode: i32
+});
+jute_record!(WatcherEvent {
+    r#type: i32,
+    state: i32,
+    path: String
+});
 jute_record!(ErrorResponse { err: i32 });
 jute_record!(CreateResponse { path: String });
-jute_record!(Create2Response { path: String, stat: Stat });
-jute_record!(ExistsRequest { path: String, watch: bool });
+jute_record!(Create2Response {
+    path: String,
+    stat: Stat
+});
+jute_record!(ExistsRequest {
+    path: String,
+    watch: bool
+});
 jute_record!(ExistsResponse { stat: Stat });
 jute_record!(GetDataResponse { data: Option<Bytes>, stat: Stat });
 jute_record!(GetChildrenResponse { children: Vec<String> });
 jute_record!(GetAllChildrenNumberResponse { total_number: i32 });
 jute_record!(GetChildren2Response { children: Vec<String>, stat: Stat });
 jute_record!(GetAclResponse { acl: Vec<Acl>, stat: Stat });
-jute_record!(CheckWatchesRequest { path: String, r#type: i32 });
-jute_record!(RemoveWatchesRequest { path: String, r#type: i32 });
-jute_record!(GetEphemeralsRequest { prefix_path: String });
+jute_record!(CheckWatchesRequest {
+    path: String,
+    r#type: i32
+});
+jute_record!(RemoveWatchesRequest {
+    path: String,
+    r#type: i32
+});
+jute_record!(GetEphemeralsRequest {
+    prefix_path: String
+});
 jute_record!(GetEphemeralsResponse { ephemerals: Vec<String> });
 jute_record!(WhoAmIResponse { client_info: Vec<ClientInfo> });
 
+// ---- org.apache.zookeeper.server.quorum ----
+
+jute_record!(
+    /// What a follower or observer tells the leader about itself.
+    LearnerInfo { serverid: i64, protocol_version: i32, config_version: i64 }
+);
+jute_record!(
+    /// A message between quorum peers; `data` is significant for requests,
+    /// proposals and syncs only.
+    QuorumPacket { r#type: i32, zxid: i64, data: Option<Bytes>, authinfo: Vec<Id> }
+);
+jute_record!(
+    /// A SASL message of quorum peer authentication.
+    QuorumAuthPacket { magic: i64, status: i32, token: Option<Bytes> }
+);
+
+// ---- org.apache.zookeeper.server.persistence ----
+
+jute_record!(
+    /// The first record of every txn log and snapshot file.
+    FileHeader { magic: i32, version: i32, dbid: i64 }
+);
+
+impl FileHeader {
+    /// `FileTxnLog.TXNLOG_MAGIC`: "ZKLG" read as a big-endian int.
+    pub const TXNLOG_MAGIC: i32 = i32::from_be_bytes(*b"ZKLG");
+    /// `FileSnap.SNAP_MAGIC`: "ZKSN" read as a big-endian int.
+    pub const SNAP_MAGIC: i32 = i32::from_be_bytes(*b"ZKSN");
+    /// The version both `FileTxnLog` and `FileSnap` write.
+    pub const VERSION: i32 = 2;
+    /// The dbid `FileTxnLog` writes (a field it never sets); readers ignore it.
+    pub const TXNLOG_DBID: i64 = 0;
+    /// The dbid `FileSnap` writes; readers ignore it.
+    pub const SNAP_DBID: i64 = -1;
+}
+
 // ---- org.apache.zookeeper.txn ----
 
-jute_record!(TxnDigest { version: i32, tree_digest: i64 });
-jute_record!(TxnHeader { client_id: i64, cxid: i32, zxid: i64, time: i64, r#type: i32 });
+jute_record!(TxnDigest {
+    version: i32,
+    tree_digest: i64
+});
+jute_record!(TxnHeader {
+    client_id: i64,
+    cxid: i32,
+    zxid: i64,
+    time: i64,
+    r#type: i32
+});
 jute_record!(CreateTxnV0 { path: String, data: Option<Bytes>, acl: Vec<Acl>, ephemeral: bool });
 jute_record!(CreateTxn {
     path: String,
@@ -238,8 +349,15 @@ jute_record!(CreateContainerTxn {
 });
 jute_record!(DeleteTxn { path: String });
 jute_record!(SetDataTxn { path: String, data: Option<Bytes>, version: i32 });
-jute_record!(CheckVersionTxn { path: String, version: i32 });
+jute_record!(CheckVersionTxn {
+    path: String,
+    version: i32
+});
 jute_record!(SetAclTxn { path: String, acl: Vec<Acl>, version: i32 });
+jute_record!(
+    /// Declared in `zookeeper.jute`; ZooKeeper 3.9 writes none to its log.
+    SetMaxChildrenTxn { path: String, max: i32 }
+);
 jute_record!(CreateSessionTxn { time_out: i32 });
 jute_record!(CloseSessionTxn { paths2_delete: Vec<String> });
 jute_record!(ErrorTxn { err: i32 });
