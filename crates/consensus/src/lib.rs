@@ -1,1 +1,260 @@
-//! Consensus.
+//! Consensus: orders transactions through Raft (openraft) and numbers them with zxids.
+//!
+//! This crate is the only one that names openraft types; the server sees [`Consensus`],
+//! [`Applier`] and [`ConsensusError`]. Today the group has one member (standalone mode) and the
+//! log lives in memory.
+//!
+//! # zxids
+//! `zxid = (term << 32) | counter`, where `counter` is the entry's 1-based position within its
+//! term: the term's first entry (the leader's blank entry) has counter 1. Blank and membership
+//! entries are not passed to [`Applier::apply`] but still consume a counter, so the zxids the
+//! applier sees may skip values; they strictly increase. See [`zxid`].
+//!
+//! # Seams
+//! - `log_store`: the Raft log and vote (in memory; later ZooKeeper's txn log format).
+//! - `state_machine`: applies committed entries through the [`Applier`]; owns snapshot content.
+//! - `network`: peer transport, a stub until quorum mode.
+//! - `proposer`: the ordered queue between [`Consensus::propose`] and openraft's write API.
+//! - `types`: openraft's type configuration (payload, node id, term).
+//!
+//! Not done yet: a leader whose counter nears 2^32 must step down (today applying such an entry
+//! stops the group with a fatal error).
+
+mod log_store;
+mod network;
+mod proposer;
+mod state_machine;
+mod types;
+pub mod zxid;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::errors::ClientWriteError;
+use openraft::{BasicNode, Config, SnapshotPolicy};
+
+use crate::log_store::MemLogStore;
+use crate::network::PeerNetwork;
+use crate::proposer::Proposer;
+use crate::state_machine::StateMachine;
+use crate::types::Raft;
+
+/// Receives committed entries. Called in log order, exactly once per entry, never concurrently.
+pub trait Applier: Send + Sync + 'static {
+    fn apply(&self, zxid: i64, payload: &Bytes);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    /// This member is not the leader, or lost leadership before the proposal was committed
+    /// (then whether it commits later is unknown, as with a ZooKeeper connection loss).
+    #[error("this server is not the leader")]
+    NotLeader,
+    #[error("consensus is shut down")]
+    Shutdown,
+    #[error("consensus failed: {0}")]
+    Fatal(String),
+}
+
+/// How long start-up may take to elect this member and apply its first entry.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A handle to the Raft group. Clones share the same group.
+#[derive(Clone)]
+pub struct Consensus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft,
+    proposer: Proposer,
+    last_applied_zxid: Arc<AtomicI64>,
+    shut_down: AtomicBool,
+}
+
+impl Consensus {
+    /// Starts a single-member group with this server id (ZooKeeper myid) and makes it leader.
+    ///
+    /// Returns once the member leads and has applied its term's blank entry.
+    pub async fn start_standalone(
+        server_id: u64,
+        applier: Arc<dyn Applier>,
+    ) -> Result<Consensus, ConsensusError> {
+        Self::start_standalone_with(server_id, applier, standalone_config()).await
+    }
+
+    async fn start_standalone_with(
+        server_id: u64,
+        applier: Arc<dyn Applier>,
+        config: Config,
+    ) -> Result<Consensus, ConsensusError> {
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| ConsensusError::Fatal(format!("raft config: {e}")))?,
+        );
+        let last_applied_zxid = Arc::new(AtomicI64::new(0));
+        let state_machine = StateMachine::new(applier, last_applied_zxid.clone());
+        let raft = Raft::new(
+            server_id,
+            config,
+            PeerNetwork,
+            MemLogStore::default(),
+            state_machine,
+        )
+        .await
+        .map_err(fatal)?;
+
+        if !raft.is_initialized().await.map_err(fatal)? {
+            let members = BTreeMap::from([(server_id, BasicNode::default())]);
+            raft.initialize(members).await.map_err(fatal)?;
+        }
+        raft.wait(Some(STARTUP_TIMEOUT))
+            .metrics(
+                |m| {
+                    m.state.is_leader()
+                        && m.last_log_index.is_some()
+                        && m.last_applied.map(|id| id.index) == m.last_log_index
+                },
+                "standalone member leads and has applied its log",
+            )
+            .await
+            .map_err(fatal)?;
+
+        let proposer = Proposer::start(raft.clone());
+        Ok(Consensus {
+            inner: Arc::new(Inner {
+                raft,
+                proposer,
+                last_applied_zxid,
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Appends `payload` to the log.
+    ///
+    /// The proposal is queued before this returns, so calls made one after another are appended
+    /// in call order. The future resolves with the entry's zxid after [`Applier::apply`] for it
+    /// has returned. Many proposals may be in flight at once.
+    pub fn propose(
+        &self,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<i64, ConsensusError>> + Send + 'static {
+        let submitted = if self.inner.shut_down.load(Ordering::Acquire) {
+            Err(ConsensusError::Shutdown)
+        } else {
+            self.inner.proposer.submit(payload)
+        };
+        async move {
+            match submitted?.await {
+                Ok(Ok(response)) => Ok(response.data),
+                Ok(Err(ClientWriteError::ForwardToLeader(_)))
+                | Ok(Err(ClientWriteError::LogEntryDiscarded(_))) => Err(ConsensusError::NotLeader),
+                Ok(Err(other)) => Err(ConsensusError::Fatal(other.to_string())),
+                // The responder was dropped: the drain task or openraft stopped.
+                Err(_) => Err(ConsensusError::Shutdown),
+            }
+        }
+    }
+
+    /// The zxid of the last applied log entry, including blank and membership entries.
+    pub fn last_applied_zxid(&self) -> i64 {
+        self.inner.last_applied_zxid.load(Ordering::Acquire)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        !self.inner.shut_down.load(Ordering::Acquire) && self.inner.raft.is_leader()
+    }
+
+    /// Stops the group. Proposals still in flight fail with [`ConsensusError::Shutdown`] unless
+    /// already applied; later ones fail at once. Calling it again does nothing.
+    pub async fn shutdown(&self) {
+        if self.inner.shut_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.proposer.stop();
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> ConsensusError {
+    ConsensusError::Fatal(e.to_string())
+}
+
+fn standalone_config() -> Config {
+    Config {
+        cluster_name: "ensemble".to_string(),
+        // Snapshots carry only the zxid clock for now; they exist so the in-memory log can be
+        // purged. Keep enough entries after the snapshot for a future follower to catch up from.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(50_000),
+        max_in_snapshot_log_to_keep: 10_000,
+        purge_batch_size: 1024,
+        ..Config::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(i64, Bytes)>>);
+
+    impl Applier for Recorder {
+        fn apply(&self, zxid: i64, payload: &Bytes) {
+            self.0.lock().push((zxid, payload.clone()));
+        }
+    }
+
+    #[test]
+    fn consensus_handle_and_proposals_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>(_: &T) {}
+        fn send_static<T: Send + 'static>(_: &T) {}
+        fn check(c: &Consensus) {
+            send_sync(c);
+            send_static(&c.propose(Bytes::new()));
+        }
+        let _ = check;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn log_is_purged_behind_snapshots_without_disturbing_zxids() {
+        let recorder = Arc::new(Recorder::default());
+        let config = Config {
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(100),
+            max_in_snapshot_log_to_keep: 10,
+            purge_batch_size: 1,
+            ..standalone_config()
+        };
+        let consensus = Consensus::start_standalone_with(1, recorder.clone(), config)
+            .await
+            .expect("start");
+        let pending: Vec<_> = (0..1000u32)
+            .map(|i| consensus.propose(Bytes::from(i.to_be_bytes().to_vec())))
+            .collect();
+        let zxids = futures_util::future::try_join_all(pending)
+            .await
+            .expect("proposals");
+        let expected: Vec<i64> = (0..1000).map(|i| 0x1_0000_0002 + i).collect();
+        assert_eq!(zxids, expected);
+
+        let metrics = consensus
+            .inner
+            .raft
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(|m| m.purged.is_some(), "log purged")
+            .await
+            .expect("log purged");
+        assert!(metrics.snapshot.is_some());
+        consensus.shutdown().await;
+    }
+}

@@ -1,1 +1,276 @@
-//! The server.
+//! The Ensemble server: accepts client connections, keeps sessions and
+//! watches, and runs every write through prep, the consensus log and apply
+//! (see `pipeline`). Configuration arrives parsed, as one `Config`.
+
+pub mod conn;
+mod fourlw;
+mod multi;
+pub mod pipeline;
+mod reads;
+pub mod session;
+pub mod watches;
+
+use bytes::Bytes;
+use ensemble_config::Config;
+use ensemble_consensus::Consensus;
+use ensemble_proto::{Jute, Writer};
+use ensemble_tree::{DataTree, Prep, PrepOptions};
+use parking_lot::{Mutex, RwLock};
+use pipeline::{PendingQueue, TreeApplier, WriteReq};
+use session::SessionTable;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use watches::WatchManager;
+
+/// What `srvr` and friends report as the version.
+pub const VERSION_STRING: &str = concat!(
+    "3.9.0-ensemble-",
+    env!("CARGO_PKG_VERSION"),
+    ", built on 1970-01-01 00:00 UTC"
+);
+
+/// The standalone server's id in session ids, as ZooKeeper's standalone server.
+const STANDALONE_SERVER_ID: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen for clients on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("consensus failed to start: {0}")]
+    Consensus(String),
+}
+
+/// State shared by every task of a server.
+pub struct Shared {
+    pub config: Config,
+    pub tree: RwLock<DataTree>,
+    pub watches: Mutex<WatchManager>,
+    pub sessions: Mutex<SessionTable>,
+    pub prep: Mutex<Prep>,
+    pub pending: Mutex<PendingQueue>,
+    prep_tx: mpsc::UnboundedSender<WriteReq>,
+    consensus: OnceLock<Consensus>,
+    next_conn: AtomicU64,
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    started: Instant,
+}
+
+impl Shared {
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Milliseconds since the server started: the clock of session expiry.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Wall-clock milliseconds: the time stamped into txns.
+    pub fn wall_clock_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    pub fn touch(&self, session_id: i64) {
+        let now = self.now_ms();
+        self.sessions.lock().touch(session_id, now);
+    }
+
+    pub fn submit_write(&self, req: WriteReq) {
+        if self.prep_tx.send(req).is_err() {
+            warn!("write dropped: the prep stage has stopped");
+        }
+    }
+
+    /// The consensus handle; set once at startup before any client is served.
+    pub fn consensus(&self) -> &Consensus {
+        self.consensus
+            .get()
+            .expect("consensus is started before connections are accepted")
+    }
+
+    pub fn connection_count(&self) -> u32 {
+        self.per_ip.lock().values().sum()
+    }
+
+    /// Forgets a connection: its watches, and its place in its session.
+    pub fn connection_closed(&self, state: &conn::ConnState) {
+        self.watches.lock().remove_conn(state.handle.id);
+        let mut sessions = self.sessions.lock();
+        if let Some(s) = sessions.get_mut(state.session_id) {
+            if s.conn.as_ref().map(|c| c.id) == Some(state.handle.id) {
+                s.conn = None;
+            }
+        }
+    }
+
+    fn admit(&self, ip: IpAddr) -> bool {
+        let max = self.config.max_client_cnxns;
+        let mut m = self.per_ip.lock();
+        let n = m.entry(ip).or_insert(0);
+        if max > 0 && *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut m = self.per_ip.lock();
+        if let Some(n) = m.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+}
+
+/// A length-prefixed frame holding one record.
+pub fn encode_frame<T: Jute>(rec: &T) -> Bytes {
+    let mut w = Writer::new_frame();
+    rec.write(&mut w);
+    w.finish_frame()
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds the client port, starts the consensus group and the stages, and
+    /// begins accepting clients.
+    pub async fn start(config: Config) -> Result<Server, ServerError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let addr = config.client_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        let (prep_tx, prep_rx) = mpsc::unbounded_channel();
+        let started = Instant::now();
+        let first_session = session::initial_session_id(
+            STANDALONE_SERVER_ID,
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        );
+        let prep = Prep::new(PrepOptions {
+            extended_types_enabled: config.extended_types_enabled,
+            super_digest: config.super_digest.clone(),
+            ..PrepOptions::default()
+        });
+        let shared = Arc::new(Shared {
+            tree: RwLock::new(DataTree::new()),
+            watches: Mutex::new(WatchManager::default()),
+            sessions: Mutex::new(SessionTable::new(config.tick_time as u64, first_session)),
+            prep: Mutex::new(prep),
+            pending: Mutex::new(PendingQueue::default()),
+            prep_tx,
+            consensus: OnceLock::new(),
+            next_conn: AtomicU64::new(1),
+            per_ip: Mutex::new(HashMap::new()),
+            started,
+            config,
+        });
+        let applier = Arc::new(TreeApplier {
+            shared: Arc::downgrade(&shared),
+        });
+        let consensus = Consensus::start_standalone(STANDALONE_SERVER_ID, applier)
+            .await
+            .map_err(|e| ServerError::Consensus(e.to_string()))?;
+        let _ = shared.consensus.set(consensus);
+
+        tokio::spawn(pipeline::prep_task(shared.clone(), prep_rx));
+        tokio::spawn(session_ticker(shared.clone()));
+        tokio::spawn(accept_loop(shared.clone(), listener));
+        info!("serving clients on {addr}");
+        Ok(Server { shared, addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ip = peer.ip();
+        if !shared.admit(ip) {
+            warn!(
+                "too many connections from {ip} - max is {}",
+                shared.config.max_client_cnxns
+            );
+            drop(stream);
+            continue;
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            conn::serve(shared.clone(), stream, peer).await;
+            shared.release(ip);
+        });
+    }
+}
+
+/// Checks session expiry once per tick and proposes closeSession for each
+/// expired session, so their ephemerals go away through the log.
+async fn session_ticker(shared: Arc<Shared>) {
+    let tick = Duration::from_millis(shared.config.tick_time.max(1) as u64);
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        interval.tick().await;
+        let now = shared.now_ms();
+        let expired = shared.sessions.lock().take_expired(now);
+        for id in expired {
+            let timeout = shared
+                .sessions
+                .lock()
+                .get(id)
+                .map(|s| s.timeout_ms)
+                .unwrap_or(0);
+            info!("expiring session 0x{id:x}, timeout of {timeout} ms exceeded");
+            shared.submit_write(WriteReq {
+                session_id: id,
+                cxid: 0,
+                opcode: ensemble_proto::op::CLOSE_SESSION,
+                body: Bytes::new(),
+                auth: Arc::new(Vec::new()),
+                reply: None,
+            });
+        }
+    }
+}

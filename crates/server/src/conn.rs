@@ -1,0 +1,428 @@
+//! One client connection: the handshake, then frames in, replies out. The
+//! connection knows frames and ordering, not operations: writes go to the
+//! prep stage, reads to `reads`. A read waits until every earlier write of the
+//! session has been applied, so each session sees its own order.
+
+use crate::fourlw;
+use crate::pipeline::{ReplyKind, WriteReq};
+use crate::reads;
+use crate::session::session_password;
+use crate::Shared;
+use bytes::{Bytes, BytesMut};
+use ensemble_proto::{op, ConnectRequest, ConnectResponse, CreateSessionTxn, Id, Jute, Reader};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// What the writer task of a connection is told.
+pub enum Out {
+    Frame(Bytes),
+    /// Flush what is queued, then close the socket.
+    Close,
+}
+
+/// Signals to the connection task from the rest of the server.
+pub enum Ctl {
+    /// One of this connection's writes has been applied and answered.
+    Applied,
+    /// The session was established by an applied createSession txn.
+    Established,
+    /// Stop serving this connection (session closed, expired or moved).
+    Close,
+}
+
+/// A cheap handle through which other parts of the server reach a connection.
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub id: u64,
+    out: mpsc::UnboundedSender<Out>,
+    ctl: mpsc::UnboundedSender<Ctl>,
+}
+
+impl ConnHandle {
+    pub fn send(&self, frame: Bytes) {
+        let _ = self.out.send(Out::Frame(frame));
+    }
+
+    pub fn signal(&self, c: Ctl) {
+        let _ = self.ctl.send(c);
+    }
+
+    /// Closes the connection after the frames already queued are written.
+    pub fn close(&self) {
+        let _ = self.out.send(Out::Close);
+        let _ = self.ctl.send(Ctl::Close);
+    }
+}
+
+/// Per-connection state the operation handlers need.
+pub struct ConnState {
+    pub handle: ConnHandle,
+    pub peer: SocketAddr,
+    pub session_id: i64,
+    /// Authenticated ids: `ip` always, plus one per successful addauth.
+    pub auth: Arc<Vec<Id>>,
+}
+
+pub struct Request {
+    pub xid: i32,
+    pub opcode: i32,
+    pub body: Bytes,
+}
+
+fn is_write(opcode: i32) -> bool {
+    matches!(
+        opcode,
+        op::CREATE
+            | op::CREATE2
+            | op::CREATE_CONTAINER
+            | op::CREATE_TTL
+            | op::DELETE
+            | op::DELETE_CONTAINER
+            | op::SET_DATA
+            | op::SET_ACL
+            | op::CHECK
+            | op::MULTI
+            | op::CLOSE_SESSION
+    )
+}
+
+async fn writer_task(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    'outer: while let Some(first) = rx.recv().await {
+        let mut closing = false;
+        match first {
+            Out::Frame(b) => buf.extend_from_slice(&b),
+            Out::Close => closing = true,
+        }
+        // Batch everything already queued into one write.
+        while !closing && buf.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(Out::Frame(b)) => buf.extend_from_slice(&b),
+                Ok(Out::Close) => closing = true,
+                Err(_) => break,
+            }
+        }
+        if !buf.is_empty() {
+            if wr.write_all(&buf).await.is_err() {
+                break 'outer;
+            }
+            buf.clear();
+        }
+        if closing {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+enum ReadEnd {
+    Eof,
+    Error(String),
+}
+
+/// Reads length-prefixed frames; `max` is jute.maxbuffer.
+async fn read_frame(rd: &mut OwnedReadHalf, max: usize) -> Result<Bytes, ReadEnd> {
+    let mut len = [0u8; 4];
+    match rd.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(ReadEnd::Eof),
+        Err(e) => return Err(ReadEnd::Error(e.to_string())),
+    }
+    let n = i32::from_be_bytes(len);
+    if n < 0 || n as usize > max {
+        return Err(ReadEnd::Error(format!(
+            "frame length {n} is outside 0..={max} (jute.maxbuffer)"
+        )));
+    }
+    let mut body = BytesMut::zeroed(n as usize);
+    rd.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            ReadEnd::Error("connection closed in the middle of a frame".into())
+        } else {
+            ReadEnd::Error(e.to_string())
+        }
+    })?;
+    Ok(body.freeze())
+}
+
+async fn reader_task(mut rd: OwnedReadHalf, max: usize, tx: mpsc::Sender<Result<Bytes, ReadEnd>>) {
+    loop {
+        let r = read_frame(&mut rd, max).await;
+        let end = r.is_err();
+        if tx.send(r).await.is_err() || end {
+            return;
+        }
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let id = shared.next_conn_id();
+    let (mut rd, wr) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+    let handle = ConnHandle {
+        id,
+        out: out_tx,
+        ctl: ctl_tx,
+    };
+    let writer = tokio::spawn(writer_task(wr, out_rx));
+    let max = shared.config.jute_max_buffer;
+
+    // The first four bytes are either a four-letter word or a frame length.
+    let mut len = [0u8; 4];
+    if rd.read_exact(&mut len).await.is_err() {
+        handle.close();
+        let _ = writer.await;
+        return;
+    }
+    if let Some(word) = fourlw::word(&len) {
+        let text = fourlw::answer(&shared, word);
+        handle.send(Bytes::from(text));
+        handle.close();
+        let _ = writer.await;
+        return;
+    }
+    let n = i32::from_be_bytes(len);
+    if n < 0 || n as usize > max {
+        warn!(%peer, "closing connection: connect frame length {n} is outside 0..={max}");
+        handle.close();
+        let _ = writer.await;
+        return;
+    }
+    let mut body = BytesMut::zeroed(n as usize);
+    if rd.read_exact(&mut body).await.is_err() {
+        debug!(%peer, "connection closed before the connect request was complete");
+        handle.close();
+        let _ = writer.await;
+        return;
+    }
+    let connect = match ConnectRequest::read(&mut Reader::new(body.freeze())) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(%peer, "closing connection: malformed connect request: {e}");
+            handle.close();
+            let _ = writer.await;
+            return;
+        }
+    };
+
+    let (frame_tx, mut frame_rx) = mpsc::channel(1024);
+    let reader = tokio::spawn(reader_task(rd, max, frame_tx));
+
+    let mut state = ConnState {
+        handle: handle.clone(),
+        peer,
+        session_id: 0,
+        auth: Arc::new(vec![Id {
+            scheme: "ip".into(),
+            id: peer.ip().to_string(),
+        }]),
+    };
+    let mut pending: usize = 0;
+    let mut established = false;
+    let mut queue: VecDeque<Request> = VecDeque::new();
+
+    match handshake(&shared, &mut state, &connect) {
+        Handshake::Pending => pending = 1,
+        Handshake::Done => established = true,
+        Handshake::Refused => {
+            handle.close();
+            reader.abort();
+            let _ = writer.await;
+            return;
+        }
+    }
+
+    loop {
+        tokio::select! {
+            frame = frame_rx.recv() => {
+                match frame {
+                    Some(Ok(b)) => {
+                        let mut r = Reader::new(b);
+                        let (xid, opcode) = match (r.read_i32(), r.read_i32()) {
+                            (Ok(x), Ok(o)) => (x, o),
+                            _ => {
+                                warn!(%peer, "closing connection: frame too short for a request header");
+                                break;
+                            }
+                        };
+                        queue.push_back(Request { xid, opcode, body: r.rest() });
+                    }
+                    Some(Err(ReadEnd::Error(e))) => {
+                        warn!(%peer, session = format_args!("0x{:x}", state.session_id), "closing connection: {e}");
+                        break;
+                    }
+                    Some(Err(ReadEnd::Eof)) | None => break,
+                }
+            }
+            ctl = ctl_rx.recv() => {
+                match ctl {
+                    Some(Ctl::Applied) => pending = pending.saturating_sub(1),
+                    Some(Ctl::Established) => {
+                        pending = pending.saturating_sub(1);
+                        established = true;
+                    }
+                    Some(Ctl::Close) | None => break,
+                }
+            }
+        }
+        if !established && pending == 0 {
+            break;
+        }
+        if established && !process_queue(&shared, &mut state, &mut queue, &mut pending) {
+            break;
+        }
+    }
+
+    reader.abort();
+    shared.connection_closed(&state);
+    handle.close();
+    let _ = writer.await;
+}
+
+enum Handshake {
+    /// A createSession txn is on its way through the log.
+    Pending,
+    /// An existing session was resumed; the response is sent.
+    Done,
+    /// The answer (if any) is sent and the connection must close.
+    Refused,
+}
+
+fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) -> Handshake {
+    let peer = state.peer;
+    let last_zxid = shared.tree.read().last_zxid();
+    if req.last_zxid_seen > last_zxid {
+        info!(
+            %peer,
+            "refusing session 0x{:x}: client has seen zxid 0x{:x}, our last zxid is 0x{:x}",
+            req.session_id, req.last_zxid_seen, last_zxid
+        );
+        return Handshake::Refused;
+    }
+    let cfg = &shared.config;
+    let timeout = req.time_out.clamp(
+        cfg.min_session_timeout as i32,
+        cfg.max_session_timeout as i32,
+    );
+    let read_only = req.read_only.map(|_| false);
+    if req.session_id == 0 {
+        let id = shared.sessions.lock().allocate_id();
+        state.session_id = id;
+        shared.submit_write(WriteReq {
+            session_id: id,
+            cxid: 0,
+            opcode: op::CREATE_SESSION,
+            body: CreateSessionTxn { time_out: timeout }.to_bytes(),
+            auth: state.auth.clone(),
+            reply: Some((
+                state.handle.clone(),
+                0,
+                ReplyKind::Connect { timeout, read_only },
+            )),
+        });
+        return Handshake::Pending;
+    }
+    let id = req.session_id;
+    let password_ok = req.passwd.as_deref() == Some(&session_password(id)[..]);
+    let now = shared.now_ms();
+    let resumed = {
+        let mut sessions = shared.sessions.lock();
+        if password_ok && sessions.touch(id, now) {
+            if let Some(s) = sessions.get_mut(id) {
+                s.timeout_ms = timeout;
+                if let Some(old) = s.conn.replace(state.handle.clone()) {
+                    if old.id != state.handle.id {
+                        old.close();
+                    }
+                }
+            }
+            true
+        } else {
+            false
+        }
+    };
+    if resumed {
+        state.session_id = id;
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: id,
+            passwd: Some(Bytes::copy_from_slice(&session_password(id))),
+            read_only,
+        };
+        state.handle.send(crate::encode_frame(&rsp));
+        info!(%peer, "resumed session 0x{id:x} with timeout {timeout} ms");
+        Handshake::Done
+    } else {
+        // ZooKeeper answers an expired or unknown session, or a wrong
+        // password, with a zero timeout and id, then closes.
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: Some(Bytes::from_static(&[0u8; 16])),
+            read_only,
+        };
+        state.handle.send(crate::encode_frame(&rsp));
+        info!(
+            %peer,
+            "refusing to resume session 0x{id:x}: {}",
+            if password_ok { "session expired" } else { "wrong password" }
+        );
+        Handshake::Refused
+    }
+}
+
+/// Runs queued requests in order: writes go out at once, a read waits for the
+/// session's earlier writes. Returns false when the connection must close.
+fn process_queue(
+    shared: &Arc<Shared>,
+    state: &mut ConnState,
+    queue: &mut VecDeque<Request>,
+    pending: &mut usize,
+) -> bool {
+    while let Some(req) = queue.front() {
+        if is_write(req.opcode) {
+            let Some(req) = queue.pop_front() else { break };
+            shared.touch(state.session_id);
+            let kind = if req.opcode == op::CLOSE_SESSION {
+                ReplyKind::Close
+            } else {
+                ReplyKind::Normal { opcode: req.opcode }
+            };
+            if req.opcode == op::CLOSE_SESSION {
+                if let Some(s) = shared.sessions.lock().get_mut(state.session_id) {
+                    s.closing = true;
+                }
+            }
+            shared.submit_write(WriteReq {
+                session_id: state.session_id,
+                cxid: req.xid,
+                opcode: req.opcode,
+                body: req.body,
+                auth: state.auth.clone(),
+                reply: Some((state.handle.clone(), req.xid, kind)),
+            });
+            *pending += 1;
+            continue;
+        }
+        if *pending > 0 {
+            break;
+        }
+        let Some(req) = queue.pop_front() else { break };
+        shared.touch(state.session_id);
+        if !reads::handle(shared, state, req) {
+            return false;
+        }
+    }
+    true
+}

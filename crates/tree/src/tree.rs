@@ -1,0 +1,440 @@
+//! The data tree: znodes by path, their persisted Stat, ACL ids into the ACL
+//! cache, and the indexes ZooKeeper keeps beside them (ephemerals by session,
+//! containers, TTL nodes). Reads live here; writes come only through
+//! [`DataTree::apply`](crate::apply).
+
+use crate::acl::{read_acl_unsafe, AclCache, OPEN_UNSAFE_ACL_ID};
+use crate::path::{self, java_len};
+use crate::quota::QuotaPrefixes;
+use bytes::Bytes;
+use ensemble_proto::{Acl, Stat, StatPersisted};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
+pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
+const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
+const RESERVED_BITS_MASK: i64 = 0x00ff_ff00_0000_0000;
+const EXTENDED_BIT_TTL: i64 = 0;
+/// The largest TTL ZooKeeper accepts (`EphemeralType.TTL.maxValue()`).
+pub const MAX_TTL: i64 = !(EXTENDED_MASK | RESERVED_BITS_MASK);
+
+/// What a node's ephemeralOwner says about it (`EphemeralType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EphemeralType {
+    /// Persistent (owner 0).
+    Void,
+    /// Owned by a session.
+    Normal,
+    Container,
+    Ttl,
+}
+
+impl EphemeralType {
+    /// Classifies an owner with ZooKeeper's extended types enabled. With them
+    /// disabled ZooKeeper would call a TTL owner `Normal`, but TTL owners only
+    /// exist when they are enabled, and the 0xff top byte never starts a
+    /// session id of a server whose myid is at most 254.
+    pub fn of(owner: i64) -> EphemeralType {
+        if owner & EXTENDED_MASK == EXTENDED_MASK {
+            // Any other extended feature bit is invalid in ZooKeeper (it throws);
+            // treat it as a session so it is at least cleaned up on close.
+            if (owner & RESERVED_BITS_MASK) >> 40 == EXTENDED_BIT_TTL {
+                return EphemeralType::Ttl;
+            }
+            return EphemeralType::Normal;
+        }
+        if owner == CONTAINER_EPHEMERAL_OWNER {
+            EphemeralType::Container
+        } else if owner == 0 {
+            EphemeralType::Void
+        } else {
+            EphemeralType::Normal
+        }
+    }
+}
+
+/// `EphemeralType.TTL.toEphemeralOwner`; `None` when the ttl is out of range.
+pub fn ttl_to_ephemeral_owner(ttl: i64) -> Option<i64> {
+    (ttl > 0 && ttl <= MAX_TTL).then_some(EXTENDED_MASK | (EXTENDED_BIT_TTL << 40) | ttl)
+}
+
+/// The ttl stored in a TTL node's ephemeralOwner.
+pub fn ttl_of_ephemeral_owner(owner: i64) -> Option<i64> {
+    (EphemeralType::of(owner) == EphemeralType::Ttl).then_some(owner & MAX_TTL)
+}
+
+/// One znode (`DataNode`).
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub data: Option<Bytes>,
+    /// Key into the tree's [`AclCache`].
+    pub acl: i64,
+    pub stat: StatPersisted,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    fn new(data: Option<Bytes>, acl: i64, stat: StatPersisted) -> Node {
+        Node {
+            data,
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        }
+    }
+
+    /// The Stat a client sees (`DataNode.copyStat`). The persisted cversion
+    /// counts creates only; clients see creates plus deletes, which is
+    /// `2 * cversion - numChildren`. Container and TTL owners show as 0.
+    pub fn client_stat(&self) -> Stat {
+        let s = &self.stat;
+        let num_children = self.children.len() as i32;
+        let owner = if EphemeralType::of(s.ephemeral_owner) == EphemeralType::Normal {
+            s.ephemeral_owner
+        } else {
+            0
+        };
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: s.aversion,
+            ephemeral_owner: owner,
+            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
+            num_children,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// `DataTree.createStat`.
+pub(crate) fn new_stat(zxid: i64, time: i64, ephemeral_owner: i64) -> StatPersisted {
+    StatPersisted {
+        czxid: zxid,
+        mzxid: zxid,
+        ctime: time,
+        mtime: time,
+        version: 0,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner,
+        pzxid: zxid,
+    }
+}
+
+/// ZooKeeper's data tree. Plain data: `Send + Sync`, no interior mutability.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    pub(crate) nodes: HashMap<String, Node>,
+    pub(crate) acls: AclCache,
+    pub(crate) ephemerals: HashMap<i64, HashSet<String>>,
+    pub(crate) containers: HashSet<String>,
+    pub(crate) ttls: HashSet<String>,
+    pub(crate) last_zxid: i64,
+    /// Running `approximateDataSize`, kept as ZooKeeper's `nodeDataSize`.
+    pub(crate) data_size: u64,
+    pub(crate) quotas: QuotaPrefixes,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+impl DataTree {
+    /// A fresh tree as ZooKeeper's `DataTree()`: `/`, `/zookeeper` and
+    /// `/zookeeper/quota` with all-zero Stats, empty data and the open ACL
+    /// (id -1), and `/zookeeper/config` readable by anyone (its ACL set with
+    /// version -1, so its aversion is -1, as `stat /zookeeper/config` shows).
+    pub fn new() -> DataTree {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            acls: AclCache::default(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            last_zxid: 0,
+            data_size: 0,
+            quotas: QuotaPrefixes::default(),
+        };
+        let empty = || Some(Bytes::new());
+        let zero = StatPersisted::default();
+        for p in [path::ROOT, path::PROC, path::QUOTA] {
+            t.nodes.insert(
+                p.to_owned(),
+                Node::new(empty(), OPEN_UNSAFE_ACL_ID, zero.clone()),
+            );
+        }
+        let config_acl = t.acls.convert_acls(&read_acl_unsafe());
+        let mut config = Node::new(empty(), config_acl, zero);
+        config.stat.aversion = -1;
+        t.nodes.insert(path::CONFIG.to_owned(), config);
+        t.link_child(path::ROOT, "zookeeper");
+        t.link_child(path::PROC, "quota");
+        t.link_child(path::PROC, "config");
+        t.data_size = t.compute_data_size();
+        t
+    }
+
+    fn link_child(&mut self, parent: &str, child: &str) {
+        if let Some(n) = self.nodes.get_mut(parent) {
+            n.children.insert(child.to_owned());
+        }
+    }
+
+    /// zxid of the last applied txn (`lastProcessedZxid`).
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Sets the last applied zxid, for a tree loaded from a snapshot.
+    pub fn set_last_zxid(&mut self, zxid: i64) {
+        self.last_zxid = zxid;
+    }
+
+    /// ZooKeeper's `getNodeCount`, which counts the root twice because its
+    /// node map holds it under both "" and "/" (a fresh server reports 5).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    /// `approximateDataSize`: path length (UTF-16 units) plus data length of
+    /// every entry of ZooKeeper's node map, which holds the root twice.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_size
+    }
+
+    pub(crate) fn compute_data_size(&self) -> u64 {
+        let root_alias = self
+            .nodes
+            .get(path::ROOT)
+            .map_or(0, |n| n.data.as_ref().map_or(0, |d| d.len() as u64));
+        root_alias
+            + self
+                .nodes
+                .iter()
+                .map(|(p, n)| node_size(p, n.data.as_ref()))
+                .sum::<u64>()
+    }
+
+    pub fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn stat(&self, path: &str) -> Option<Stat> {
+        self.nodes.get(path).map(Node::client_stat)
+    }
+
+    pub fn get_data(&self, path: &str) -> Option<(Option<Bytes>, Stat)> {
+        self.nodes
+            .get(path)
+            .map(|n| (n.data.clone(), n.client_stat()))
+    }
+
+    /// Child names, sorted (ZooKeeper returns them in hash order).
+    pub fn children(&self, path: &str) -> Option<(Vec<String>, Stat)> {
+        self.nodes
+            .get(path)
+            .map(|n| (n.children.iter().cloned().collect(), n.client_stat()))
+    }
+
+    /// `getAllChildrenNumber`: every node strictly below `path` (for the
+    /// root, every node but the root, `/zookeeper` and its children included).
+    pub fn all_children_number(&self, path: &str) -> usize {
+        if path == path::ROOT {
+            return self.nodes.len().saturating_sub(1);
+        }
+        let prefix = format!("{path}/");
+        self.nodes.keys().filter(|p| p.starts_with(&prefix)).count()
+    }
+
+    pub fn acl(&self, path: &str) -> Option<(Vec<Acl>, Stat)> {
+        self.nodes
+            .get(path)
+            .map(|n| (self.acls.convert_long(n.acl), n.client_stat()))
+    }
+
+    /// The ACL list of a node without its Stat, for permission checks.
+    pub fn node_acl(&self, path: &str) -> Option<Vec<Acl>> {
+        self.nodes.get(path).map(|n| self.acls.convert_long(n.acl))
+    }
+
+    pub fn acl_cache(&self) -> &AclCache {
+        &self.acls
+    }
+
+    /// Paths of the ephemerals `session_id` owns, sorted.
+    pub fn ephemerals(&self, session_id: i64) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .ephemerals
+            .get(&session_id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Every session that owns ephemerals, with its sorted paths.
+    pub fn all_ephemerals(&self) -> Vec<(i64, Vec<String>)> {
+        let mut v: Vec<(i64, Vec<String>)> = self
+            .ephemerals
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(k, s)| {
+                let mut paths: Vec<String> = s.iter().cloned().collect();
+                paths.sort();
+                (*k, paths)
+            })
+            .collect();
+        v.sort_by_key(|e| e.0);
+        v
+    }
+
+    /// Paths of container nodes, sorted (for the container manager).
+    pub fn containers(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.containers.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Paths of TTL nodes, sorted.
+    pub fn ttls(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.ttls.iter().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Snapshots: ZooKeeper writes the ACL cache, then every node in pre-order
+/// as (path, data, acl id, StatPersisted) with the root's path as "", ending
+/// with the path "/". These helpers give and take exactly that; the file
+/// format itself belongs to the storage crate.
+impl DataTree {
+    /// Visits every node in pre-order (children sorted), with ZooKeeper's
+    /// snapshot paths: "" for the root, "/a", "/a/b"...
+    pub fn visit_preorder(&self, mut f: impl FnMut(&str, &Node)) {
+        let mut stack: Vec<String> = vec![String::new()];
+        while let Some(p) = stack.pop() {
+            let key = if p.is_empty() { path::ROOT } else { p.as_str() };
+            let Some(n) = self.nodes.get(key) else {
+                continue;
+            };
+            f(&p, n);
+            // Reverse so that the smallest child is visited first.
+            for c in n.children.iter().rev() {
+                stack.push(format!("{p}/{c}"));
+            }
+        }
+    }
+
+    /// Builds a tree from a snapshot's ACL cache and node records, as
+    /// `DataTree.deserialize`: parents must come before children, indexes
+    /// and ACL reference counts are rebuilt, quota stats recounted and unused
+    /// ACL entries dropped. The root may be given as "" or "/".
+    pub fn from_snapshot(
+        acls: impl IntoIterator<Item = (i64, Vec<Acl>)>,
+        nodes: impl IntoIterator<Item = (String, Option<Bytes>, i64, StatPersisted)>,
+        last_zxid: i64,
+    ) -> Result<DataTree, String> {
+        let mut t = DataTree::new();
+        t.nodes.clear();
+        t.acls = AclCache::default();
+        for (id, list) in acls {
+            t.acls.insert_loaded(id, list);
+        }
+        for (p, data, acl, stat) in nodes {
+            let key = if p.is_empty() {
+                path::ROOT.to_owned()
+            } else {
+                p
+            };
+            t.acls.add_usage(acl);
+            if key != path::ROOT {
+                let parent = path::parent_of(&key)
+                    .ok_or_else(|| format!("invalid path {key:?} in snapshot"))?;
+                let child = path::child_name(&key).to_owned();
+                let pn = t.nodes.get_mut(parent).ok_or_else(|| {
+                    format!("Invalid Datatree, unable to find parent {parent} of path {key}")
+                })?;
+                pn.children.insert(child);
+                let owner = stat.ephemeral_owner;
+                match EphemeralType::of(owner) {
+                    EphemeralType::Container => {
+                        t.containers.insert(key.clone());
+                    }
+                    EphemeralType::Ttl => {
+                        t.ttls.insert(key.clone());
+                    }
+                    EphemeralType::Normal => {
+                        t.ephemerals.entry(owner).or_default().insert(key.clone());
+                    }
+                    EphemeralType::Void => {}
+                }
+            }
+            t.nodes.insert(key, Node::new(data, acl, stat));
+        }
+        if !t.nodes.contains_key(path::ROOT) {
+            return Err("snapshot has no root node".into());
+        }
+        t.data_size = t.compute_data_size();
+        t.rebuild_quotas();
+        t.acls.purge_unused();
+        t.last_zxid = last_zxid;
+        Ok(t)
+    }
+}
+
+pub(crate) fn node_size(path: &str, data: Option<&Bytes>) -> u64 {
+    java_len(path) + data.map_or(0, |d| d.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ensemble_proto::perms;
+
+    #[test]
+    fn fresh_tree_matches_zookeeper_3_8() {
+        // Observed on ZooKeeper 3.8 with kazoo: / has cversion -1 (0*2 - 1
+        // child), /zookeeper -2, /zookeeper/config aversion -1.
+        let t = DataTree::new();
+        let root = t.stat("/").unwrap_or_default();
+        assert_eq!((root.cversion, root.num_children, root.pzxid), (-1, 1, 0));
+        let zk = t.stat("/zookeeper").unwrap_or_default();
+        assert_eq!((zk.cversion, zk.num_children), (-2, 2));
+        let quota = t.stat("/zookeeper/quota").unwrap_or_default();
+        assert_eq!(quota, Stat::default());
+        let config = t.stat("/zookeeper/config").unwrap_or_default();
+        assert_eq!((config.aversion, config.version), (-1, 0));
+        let (acl, _) = t.acl("/zookeeper/config").unwrap_or_default();
+        assert_eq!(acl.len(), 1);
+        assert_eq!(acl[0].perms, perms::READ);
+        let (acl, _) = t.acl("/").unwrap_or_default();
+        assert_eq!(acl[0].perms, perms::ALL);
+        assert_eq!(acl[0].id.scheme, "world");
+        assert_eq!(t.node_count(), 5);
+        // "" + "/" + "/zookeeper" + "/zookeeper/quota" + "/zookeeper/config"
+        assert_eq!(t.approximate_data_size(), 1 + 10 + 16 + 17);
+        assert_eq!(t.last_zxid(), 0);
+    }
+
+    #[test]
+    fn ttl_owner_encoding_round_trips() {
+        let owner = ttl_to_ephemeral_owner(5000).unwrap_or_default();
+        assert_eq!(owner as u64, 0xff00_0000_0000_1388);
+        assert_eq!(EphemeralType::of(owner), EphemeralType::Ttl);
+        assert_eq!(ttl_of_ephemeral_owner(owner), Some(5000));
+        assert_eq!(ttl_to_ephemeral_owner(0), None);
+        assert_eq!(ttl_to_ephemeral_owner(MAX_TTL + 1), None);
+        assert_eq!(EphemeralType::of(i64::MIN), EphemeralType::Container);
+        assert_eq!(EphemeralType::of(0), EphemeralType::Void);
+        assert_eq!(
+            EphemeralType::of(0x0100_0000_0000_0001),
+            EphemeralType::Normal
+        );
+    }
+}

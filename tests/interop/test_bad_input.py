@@ -1,0 +1,101 @@
+"""Hostile or broken input: the connection gets ZooKeeper's answer or is
+closed, and the server keeps serving everyone else."""
+
+import struct
+
+from kazoo.client import KazooClient
+
+import zkwire
+
+
+def still_serving(server):
+    k = KazooClient(hosts=server.hosts, timeout=5)
+    k.start(timeout=10)
+    k.ensure_path("/alive")
+    assert k.exists("/alive") is not None
+    k.stop()
+
+
+def test_garbage_before_handshake_closes_only_that_connection(ensemble):
+    c = zkwire.Conn(ensemble.port)
+    c.send(b"\x00\x00\x00\x10" + b"\xff" * 16)
+    assert c.is_closed()
+    c = zkwire.Conn(ensemble.port)
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.is_closed()
+    still_serving(ensemble)
+
+
+def test_frame_longer_than_jute_maxbuffer_closes_the_connection(ensemble):
+    c = zkwire.Conn(ensemble.port)
+    c.handshake()
+    c.send(struct.pack(">i", 2 * 1024 * 1024) + b"x" * 100)
+    assert c.is_closed()
+    c = zkwire.Conn(ensemble.port)
+    c.send(struct.pack(">i", -5))
+    assert c.is_closed()
+    assert "jute.maxbuffer" in ensemble.log_text()
+    still_serving(ensemble)
+
+
+def test_truncated_frame_then_hangup_is_harmless(ensemble):
+    c = zkwire.Conn(ensemble.port)
+    c.handshake()
+    c.send(struct.pack(">i", 100) + b"short")
+    c.close()
+    still_serving(ensemble)
+
+
+def test_truncated_request_body_gets_an_error_not_a_crash(any_server):
+    c = zkwire.Conn(any_server.port)
+    c.handshake()
+    # getData with a path length that runs past the frame.
+    c.send(zkwire.frame(struct.pack(">ii", 5, 4) + struct.pack(">i", 50) + b"/a"))
+    try:
+        xid, _, err, _ = c.reply()
+        assert xid == 5 and err != 0
+    except EOFError:
+        pass  # closing is also an acceptable answer
+    still_serving(any_server)
+
+
+def test_unknown_opcode_is_unimplemented_and_the_session_goes_on(ensemble):
+    c = zkwire.Conn(ensemble.port)
+    c.handshake()
+    xid, _, err, _ = c.request(7, 999)
+    assert (xid, err) == (7, -6)
+    xid, _, err, _ = c.request(-2, 11)
+    assert (xid, err) == (-2, 0)
+
+
+def test_request_before_handshake_is_refused(ensemble):
+    c = zkwire.Conn(ensemble.port)
+    # A getData request where a ConnectRequest must come.
+    c.send(zkwire.frame(struct.pack(">ii", 1, 4) + zkwire.ustr("/") + b"\0"))
+    assert c.is_closed()
+    still_serving(ensemble)
+
+
+def test_too_many_connections_from_one_ip(tmp_path):
+    from conftest import Server
+
+    s = Server("ensemble", extra_cfg="maxClientCnxns=3\n").start()
+    try:
+        conns = [zkwire.Conn(s.port) for _ in range(3)]
+        for c in conns:
+            c.handshake()
+        extra = zkwire.Conn(s.port)
+        try:
+            extra.send(zkwire.connect_request())
+        except OSError:
+            pass
+        assert extra.is_closed()
+        assert "too many connections" in s.log_text().lower()
+        conns[0].close()
+        import time
+
+        time.sleep(0.3)
+        ok = zkwire.Conn(s.port)
+        assert ok.handshake()["session_id"] != 0
+    finally:
+        s.close()

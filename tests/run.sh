@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of Ensemble: formatting and lints, the Rust unit and
+# integration tests, and the interop tests that drive the real ZooKeeper
+# clients (kazoo, zkCli.sh, the Java client, the C client) against the binary.
+# Installs what the tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in zookeeper zookeeper-bin libzookeeper-java; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== installing ${need_apt[*]}"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -c "import kazoo, pytest" 2>/dev/null || {
+    echo "== installing kazoo and pytest"
+    python3 -m pip install -q kazoo pytest
+}
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo build --release"
+cargo build --release --workspace
+echo "== cargo test"
+cargo test --release --workspace
+echo "== interop tests (real clients against target/release/ensemble)"
+ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q tests/interop
