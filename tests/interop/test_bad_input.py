@@ -46,26 +46,43 @@ def test_truncated_frame_then_hangup_is_harmless(ensemble):
     still_serving(ensemble)
 
 
-def test_truncated_request_body_gets_an_error_not_a_crash(any_server):
+def test_truncated_request_body_gets_marshalling_error(any_server):
     c = zkwire.Conn(any_server.port)
     c.handshake()
     # getData with a path length that runs past the frame.
     c.send(zkwire.frame(struct.pack(">ii", 5, 4) + struct.pack(">i", 50) + b"/a"))
-    try:
-        xid, _, err, _ = c.reply()
-        assert xid == 5 and err != 0
-    except EOFError:
-        pass  # closing is also an acceptable answer
+    xid, _, err, _ = c.reply()
+    assert (xid, err) == (5, -5)
     still_serving(any_server)
 
 
-def test_unknown_opcode_is_unimplemented_and_the_session_goes_on(ensemble):
-    c = zkwire.Conn(ensemble.port)
+def test_unknown_opcode_is_unimplemented_then_closed(any_server):
+    # As ZooKeeper's UnimplementedRequestProcessor: answer, then hang up.
+    for opcode in (999, 0, -3):
+        c = zkwire.Conn(any_server.port)
+        c.handshake()
+        xid, zxid, err, _ = c.request(7, opcode)
+        assert (xid, zxid, err) == (7, -1, -6)
+        assert c.is_closed()
+    still_serving(any_server)
+
+
+def test_undecodable_bodies_get_zookeepers_error_codes(any_server):
+    c = zkwire.Conn(any_server.port)
     c.handshake()
-    xid, _, err, _ = c.request(7, 999)
-    assert (xid, err) == (7, -6)
-    xid, _, err, _ = c.request(-2, 11)
-    assert (xid, err) == (-2, 0)
+    # setData whose path runs past the frame: MarshallingError.
+    c.send(zkwire.frame(struct.pack(">ii", 5, 5) + struct.pack(">i", 50) + b"/a"))
+    assert c.reply()[2] == -5
+    # create with a relative path: BadArguments.
+    body = zkwire.ustr("bad") + zkwire.buf(b"") + struct.pack(">i", 0) + struct.pack(">i", 0)
+    assert c.request(6, 1, body)[2] == -8
+    # a multi cut short: MarshallingError.
+    assert c.request(7, 14, b"\0\0")[2] == -5
+    # getData of a relative path: NoNode.
+    assert c.request(8, 4, zkwire.ustr("bad") + b"\0")[2] == -101
+    # sasl with no mechanism configured: OK with a null token.
+    assert c.request(9, 102, zkwire.buf(b"xx")) == (9, 0, 0, b"\xff\xff\xff\xff")
+    assert not c.is_closed(0.3)
 
 
 def test_request_before_handshake_is_refused(ensemble):

@@ -15,13 +15,8 @@ pub fn word(first: &[u8; 4]) -> Option<&'static str> {
     WORDS.iter().copied().find(|w| *w == s)
 }
 
-fn allowed(shared: &Shared, word: &str) -> bool {
-    let list = &shared.config.four_letter_word_whitelist;
-    list.iter().any(|w| w == "*" || w == word)
-}
-
 pub fn answer(shared: &Arc<Shared>, word: &str) -> String {
-    if !allowed(shared, word) {
+    if !shared.config.four_letter_word_allowed(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     match word {

@@ -43,6 +43,24 @@ pub fn handle(shared: &Arc<Shared>, state: &mut ConnState, req: Request) -> bool
     if req.opcode == op::AUTH {
         return auth(shared, state, req);
     }
+    if !known_opcode(req.opcode) {
+        // ZooKeeper's UnimplementedRequestProcessor: answer, then hang up.
+        warn!(peer = %state.peer, "unknown opcode {}; answering Unimplemented and closing", req.opcode);
+        state
+            .handle
+            .send(error_frame(req.xid, -1, ErrorCode::Unimplemented));
+        return false;
+    }
+    if req.opcode == op::SASL {
+        // No SASL mechanism is configured: ZooKeeper answers with a null token.
+        state.handle.send(frame(
+            req.xid,
+            0,
+            0,
+            Some(&ensemble_proto::SetSaslResponse { token: None }),
+        ));
+        return true;
+    }
     let tree = shared.tree.read();
     let zxid = tree.last_zxid();
     let xid = req.xid;
@@ -257,10 +275,47 @@ fn answer(
         op::PING => Ok(None),
         op::RECONFIG => Err(ErrorCode::ReconfigDisabled),
         other => {
-            warn!(peer = %state.peer, "unknown or unsupported opcode {other}; answering Unimplemented");
+            warn!(peer = %state.peer, "opcode {other} is not supported yet; answering Unimplemented");
             Err(ErrorCode::Unimplemented)
         }
     }
+}
+
+/// Opcodes ZooKeeper accepts from clients, plus auth and sasl.
+fn known_opcode(opcode: i32) -> bool {
+    matches!(
+        opcode,
+        op::CREATE
+            | op::DELETE
+            | op::EXISTS
+            | op::GET_DATA
+            | op::SET_DATA
+            | op::GET_ACL
+            | op::SET_ACL
+            | op::GET_CHILDREN
+            | op::SYNC
+            | op::PING
+            | op::GET_CHILDREN2
+            | op::CHECK
+            | op::MULTI
+            | op::CREATE2
+            | op::RECONFIG
+            | op::CHECK_WATCHES
+            | op::REMOVE_WATCHES
+            | op::CREATE_CONTAINER
+            | op::DELETE_CONTAINER
+            | op::CREATE_TTL
+            | op::MULTI_READ
+            | op::AUTH
+            | op::SET_WATCHES
+            | op::SASL
+            | op::GET_EPHEMERALS
+            | op::GET_ALL_CHILDREN_NUMBER
+            | op::SET_WATCHES2
+            | op::ADD_WATCH
+            | op::WHO_AM_I
+            | op::CLOSE_SESSION
+    )
 }
 
 fn require(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {

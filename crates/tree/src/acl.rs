@@ -97,7 +97,7 @@ pub fn generate_digest(user_colon_password: &str) -> String {
 }
 
 /// The ids an `addauth digest user:password` grants: `super:` first when the
-/// digest equals the configured super digest ("super:<hash>"), then
+/// digest equals the configured super digest (`super:<hash>`), then
 /// `digest:user:hash`. ZooKeeper decodes the bytes leniently (invalid UTF-8
 /// becomes U+FFFD) and never refuses digest credentials, so this is always
 /// `Some`; the `Option` leaves room for stricter schemes.

@@ -225,6 +225,7 @@ impl DataTree {
             return Err(ErrorCode::NodeExists);
         }
         let child = child_name(path).to_owned();
+        self.digest_remove(&parent_name);
         if let Some(parent) = self.nodes.get_mut(&parent_name) {
             let new_cversion = if parent_cversion == -1 {
                 parent.stat.cversion.wrapping_add(1)
@@ -239,6 +240,7 @@ impl DataTree {
             }
             parent.children.insert(child);
         }
+        self.digest_add(&parent_name);
         let node = Node {
             data,
             acl: acl_id,
@@ -248,6 +250,7 @@ impl DataTree {
         self.data_size += node_size(path, node.data.as_ref());
         let stat = node.client_stat();
         self.nodes.insert(path.to_owned(), node);
+        self.digest_add(path);
         match EphemeralType::of(ephemeral_owner) {
             EphemeralType::Container => {
                 self.containers.insert(path.to_owned());
@@ -278,6 +281,7 @@ impl DataTree {
         ev: &mut Events,
     ) -> Result<(), ErrorCode> {
         let parent_name = parent_of(path).ok_or(ErrorCode::NoNode)?.to_owned();
+        self.digest_remove(&parent_name);
         let parent = self.nodes.get_mut(&parent_name).ok_or(ErrorCode::NoNode)?;
         // ZooKeeper moves pzxid even when the child is already gone (fuzzy
         // snapshot replay), but never backwards.
@@ -285,6 +289,8 @@ impl DataTree {
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
+        self.digest_add(&parent_name);
+        self.digest_remove(path);
         let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
         self.acls.remove_usage(node.acl);
         self.data_size = self
@@ -324,6 +330,7 @@ impl DataTree {
         time: i64,
         ev: &mut Events,
     ) -> Result<Stat, ErrorCode> {
+        self.digest_remove(path);
         let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
         let bytes_diff = data.as_ref().map_or(0, |d| d.len() as i64) - data_len(n);
         let old = node_size(path, n.data.as_ref());
@@ -338,6 +345,7 @@ impl DataTree {
             // The "" alias of the root counts the root's data a second time.
             self.data_size = self.compute_data_size();
         }
+        self.digest_add(path);
         self.quota_on_set_data(path, bytes_diff);
         ev.push((event_type::NODE_DATA_CHANGED, path.to_owned()));
         Ok(stat)
@@ -348,10 +356,13 @@ impl DataTree {
         let old = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
         self.acls.remove_usage(old);
         let id = self.acls.convert_acls(acl);
+        self.digest_remove(path);
         let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
         n.stat.aversion = version;
         n.acl = id;
-        Ok(n.client_stat())
+        let stat = n.client_stat();
+        self.digest_add(path);
+        Ok(stat)
     }
 
     /// `DataTree.setCversionPzxid`.
@@ -366,7 +377,9 @@ impl DataTree {
         } else {
             path
         };
-        let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let path = path.to_owned();
+        self.digest_remove(&path);
+        let n = self.nodes.get_mut(&path).ok_or(ErrorCode::NoNode)?;
         let new = if cversion == -1 {
             n.stat.cversion.wrapping_add(1)
         } else {
@@ -376,6 +389,7 @@ impl DataTree {
             n.stat.cversion = new;
             n.stat.pzxid = zxid;
         }
+        self.digest_add(&path);
         Ok(())
     }
 

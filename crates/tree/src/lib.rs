@@ -10,6 +10,7 @@
 
 pub mod acl;
 pub mod apply;
+pub mod digest;
 pub mod path;
 pub mod prep;
 pub mod quota;
@@ -21,6 +22,7 @@ pub use acl::{
     AclCache, OPEN_UNSAFE_ACL_ID,
 };
 pub use apply::{multi_result_has_stat, ApplyOutcome};
+pub use digest::DIGEST_VERSION;
 pub use path::{is_special_path, validate_path};
 pub use prep::{Prep, PrepOptions, PreparedTxn};
 pub use tree::{

@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 pub struct PrepOptions {
     /// `zookeeper.extendedTypesEnabled`: TTL nodes are refused (Unimplemented) without it.
     pub extended_types_enabled: bool,
-    /// `zookeeper.DigestAuthenticationProvider.superDigest` ("super:<hash>").
+    /// `zookeeper.DigestAuthenticationProvider.superDigest` (`super:<hash>`).
     /// Prep itself sees super only through the `super:` id in `auth`; kept
     /// here so one options value describes the ACL setup.
     pub super_digest: Option<String>,
@@ -119,9 +119,16 @@ impl Prep {
         self.queue.len()
     }
 
-    /// Turns one write request into a txn; see the crate docs for the rules.
-    /// `body` is the request record after the `RequestHeader`; `time` becomes
-    /// ctime/mtime of what the txn creates or changes.
+    /// Turns one write request into a txn. `body` is the request record after
+    /// the `RequestHeader` (ignored for closeSession; a `CreateSessionTxn` for
+    /// createSession); `auth` holds the connection's ids (`ip:` always,
+    /// `digest:` per addauth, `super:` when the super digest matched).
+    /// Never panics: an undecodable body is MarshallingError, a refused
+    /// request an error txn with ZooKeeper's code. A multi is always a multi
+    /// txn: on the first failing op, the ops before it keep their txns (apply
+    /// turns them into error 0), the failing op becomes its error and the ops
+    /// after it RuntimeInconsistency, and the pending records of the ops
+    /// before it are rolled back.
     pub fn prep(
         &mut self,
         tree: &DataTree,
@@ -211,6 +218,9 @@ impl Prep {
                 Ok(TxnBody::CreateSession(t))
             }
             op::CLOSE_SESSION => Ok(self.prep_close_session(tree, ctx)),
+            // Membership changes go through consensus, not this stage; this is
+            // ZooKeeper's answer while `reconfigEnabled` is false (its default).
+            op::RECONFIG => Err(ErrorCode::ReconfigDisabled),
             // Reads and unknown opcodes make no txn in ZooKeeper; a caller
             // that sends one here gets a clear refusal.
             _ => Err(ErrorCode::Unimplemented),

@@ -4,6 +4,7 @@
 //! [`DataTree::apply`](crate::apply).
 
 use crate::acl::{read_acl_unsafe, AclCache, OPEN_UNSAFE_ACL_ID};
+use crate::digest;
 use crate::path::{self, java_len};
 use crate::quota::QuotaPrefixes;
 use bytes::Bytes;
@@ -137,6 +138,8 @@ pub struct DataTree {
     /// Running `approximateDataSize`, kept as ZooKeeper's `nodeDataSize`.
     pub(crate) data_size: u64,
     pub(crate) quotas: QuotaPrefixes,
+    /// Running tree digest (`NodeHashMapImpl`'s `AdHash`).
+    pub(crate) digest: u64,
 }
 
 impl Default for DataTree {
@@ -160,6 +163,7 @@ impl DataTree {
             last_zxid: 0,
             data_size: 0,
             quotas: QuotaPrefixes::default(),
+            digest: 0,
         };
         let empty = || Some(Bytes::new());
         let zero = StatPersisted::default();
@@ -177,6 +181,7 @@ impl DataTree {
         t.link_child(path::PROC, "quota");
         t.link_child(path::PROC, "config");
         t.data_size = t.compute_data_size();
+        t.digest = t.compute_digest() as u64;
         t
     }
 
@@ -219,6 +224,33 @@ impl DataTree {
                 .iter()
                 .map(|(p, n)| node_size(p, n.data.as_ref()))
                 .sum::<u64>()
+    }
+
+    /// The tree digest ZooKeeper logs in `TxnDigest.treeDigest` (version
+    /// [`DIGEST_VERSION`](crate::digest::DIGEST_VERSION)) after each txn.
+    pub fn digest(&self) -> i64 {
+        self.digest as i64
+    }
+
+    /// The digest recomputed from every node, to check the running one.
+    pub fn compute_digest(&self) -> i64 {
+        self.nodes
+            .iter()
+            .fold(0u64, |acc, (p, n)| acc.wrapping_add(digest::of_node(p, n))) as i64
+    }
+
+    /// Takes a node's digest out before it changes (`preChange`).
+    pub(crate) fn digest_remove(&mut self, path: &str) {
+        if let Some(n) = self.nodes.get(path) {
+            self.digest = self.digest.wrapping_sub(digest::of_node(path, n));
+        }
+    }
+
+    /// Puts a node's digest back after it changed (`postChange`).
+    pub(crate) fn digest_add(&mut self, path: &str) {
+        if let Some(n) = self.nodes.get(path) {
+            self.digest = self.digest.wrapping_add(digest::of_node(path, n));
+        }
     }
 
     pub fn node(&self, path: &str) -> Option<&Node> {
@@ -382,6 +414,7 @@ impl DataTree {
         }
         t.data_size = t.compute_data_size();
         t.rebuild_quotas();
+        t.digest = t.compute_digest() as u64;
         t.acls.purge_unused();
         t.last_zxid = last_zxid;
         Ok(t)
