@@ -61,8 +61,11 @@ def wait_port(port, proc, timeout=30.0):
 class Server:
     """A server process with its config and data directory."""
 
-    def __init__(self, kind, extra_cfg="", tick_time=2000):
+    def __init__(self, kind, extra_cfg="", tick_time=2000, jvm_flags=""):
+        """`jvm_flags` reach Apache ZooKeeper only: settings it reads as
+        system properties and not from zoo.cfg."""
         self.kind = kind
+        self.jvm_flags = jvm_flags
         self.dir = tempfile.mkdtemp(prefix=f"{kind}-test-")
         self.port = free_port()
         self.data_dir = os.path.join(self.dir, "data")
@@ -90,7 +93,7 @@ class Server:
             env = dict(os.environ)
         else:
             cmd = [os.path.join(ZK_HOME, "bin", "zkServer.sh"), "start-foreground", self.cfg]
-            env = dict(os.environ, ZOO_LOG_DIR=self.dir)
+            env = dict(os.environ, ZOO_LOG_DIR=self.dir, SERVER_JVMFLAGS=self.jvm_flags)
         self.proc = subprocess.Popen(
             cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )

@@ -154,6 +154,15 @@ pub struct Config {
     /// `extendedTypesEnabled` (TTL and container-like extended node types);
     /// default false. When true, server ids must be at most 254.
     pub extended_types_enabled: bool,
+    /// `znode.container.checkIntervalMs`: how often empty containers and
+    /// expired TTL nodes are looked for; default 60000. ZooKeeper reads it as
+    /// a JVM system property only.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxPerMinute`: deletions per minute at most; default 10000.
+    pub container_max_per_minute: u64,
+    /// `znode.container.maxNeverUsedIntervalMs`: age after which a container
+    /// that never had children is deleted; 0 (the default) = never.
+    pub container_max_never_used_interval_ms: u64,
     /// `globalOutstandingLimit`: queued requests before throttling; default 1000.
     pub global_outstanding_limit: u32,
     /// `dynamicConfigFile`: where the `server.N` lines live (already read).
@@ -207,6 +216,9 @@ impl Default for Config {
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             super_digest: None,
             extended_types_enabled: false,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
+            container_max_never_used_interval_ms: 0,
             global_outstanding_limit: 1000,
             dynamic_config_file: None,
             dynamic_config_version: None,
@@ -747,6 +759,21 @@ impl Builder {
             "localSessionsEnabled" => c.local_sessions_enabled = e.bool()?,
             "localSessionsUpgradingEnabled" => c.local_sessions_upgrading_enabled = e.bool()?,
             "extendedTypesEnabled" => c.extended_types_enabled = e.bool()?,
+            "znode.container.checkIntervalMs" => {
+                c.container_check_interval_ms =
+                    e.int(java_int, 1, "a positive integer (milliseconds)")? as u64;
+            }
+            "znode.container.maxPerMinute" => {
+                c.container_max_per_minute =
+                    e.int(java_int, 1, "a positive integer (deletions per minute)")? as u64;
+            }
+            "znode.container.maxNeverUsedIntervalMs" => {
+                c.container_max_never_used_interval_ms = e.int(
+                    java_int,
+                    0,
+                    "a non-negative integer (milliseconds, 0 = never)",
+                )? as u64;
+            }
             "dynamicConfigFile" => {
                 if e.value.is_empty() {
                     return Err(e.error("empty value: expected a file path"));

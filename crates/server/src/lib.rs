@@ -3,6 +3,7 @@
 //! (see `pipeline`). Configuration arrives parsed, as one `Config`.
 
 pub mod conn;
+mod containers;
 mod fourlw;
 mod multi;
 pub mod pipeline;
@@ -205,6 +206,7 @@ impl Server {
 
         tokio::spawn(pipeline::prep_task(shared.clone(), prep_rx));
         tokio::spawn(session_ticker(shared.clone()));
+        tokio::spawn(containers::container_task(shared.clone()));
         tokio::spawn(accept_loop(shared.clone(), listener));
         info!("serving clients on {addr}");
         Ok(Server { shared, addr })

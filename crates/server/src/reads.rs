@@ -6,13 +6,14 @@
 use crate::conn::{ConnState, Request};
 use crate::Shared;
 use bytes::Bytes;
+use ensemble_proto::multi::{MultiOp, MultiResponse, MultiResult};
 use ensemble_proto::{
-    event_type, op, perms, Acl, AuthPacket, ClientInfo, ErrorCode, ExistsRequest, ExistsResponse,
-    GetAclRequest, GetAclResponse, GetAllChildrenNumberRequest, GetAllChildrenNumberResponse,
-    GetChildren2Request, GetChildren2Response, GetChildrenRequest, GetChildrenResponse,
-    GetDataRequest, GetDataResponse, GetEphemeralsRequest, GetEphemeralsResponse, Id, Jute,
-    JuteError, ReplyHeader, SetWatches, SetWatches2, SyncRequest, SyncResponse, WhoAmIResponse,
-    Writer,
+    event_type, op, perms, Acl, AddWatchRequest, AuthPacket, CheckWatchesRequest, ClientInfo,
+    ErrorCode, ErrorResponse, ExistsRequest, ExistsResponse, GetAclRequest, GetAclResponse,
+    GetAllChildrenNumberRequest, GetAllChildrenNumberResponse, GetChildren2Request,
+    GetChildren2Response, GetChildrenRequest, GetChildrenResponse, GetDataRequest, GetDataResponse,
+    GetEphemeralsRequest, GetEphemeralsResponse, Id, Jute, JuteError, RemoveWatchesRequest,
+    ReplyHeader, SetWatches, SetWatches2, SyncRequest, SyncResponse, WhoAmIResponse, Writer,
 };
 use ensemble_tree::{check_acl, digest_auth_ids, DataTree};
 use std::sync::Arc;
@@ -101,12 +102,7 @@ fn answer(
         }
         op::GET_DATA => {
             let r: GetDataRequest = decode(&req.body)?;
-            let (acl, _) = tree.acl(&r.path).ok_or(ErrorCode::NoNode)?;
-            require(&acl, perms::READ, auth)?;
-            let (data, stat) = tree.get_data(&r.path).ok_or(ErrorCode::NoNode)?;
-            if r.watch {
-                shared.watches.lock().add_data_watch(&r.path, &state.handle);
-            }
+            let (data, stat) = read_data(shared, state, tree, &r.path, r.watch)?;
             Ok(Some(frame(
                 xid,
                 zxid,
@@ -122,12 +118,7 @@ fn answer(
                 let r: GetChildren2Request = decode(&req.body)?;
                 (r.path, r.watch)
             };
-            let (acl, _) = tree.acl(&path).ok_or(ErrorCode::NoNode)?;
-            require(&acl, perms::READ, auth)?;
-            let (children, stat) = tree.children(&path).ok_or(ErrorCode::NoNode)?;
-            if watch {
-                shared.watches.lock().add_child_watch(&path, &state.handle);
-            }
+            let (children, stat) = read_children(shared, state, tree, &path, watch)?;
             if req.opcode == op::GET_CHILDREN {
                 Ok(Some(frame(
                     xid,
@@ -270,7 +261,64 @@ fn answer(
                 &r.exist_watches,
                 &r.child_watches,
             );
+            let mut watches = shared.watches.lock();
+            for p in &r.persistent_watches {
+                watches.add_persistent(p, &state.handle, false);
+            }
+            for p in &r.persistent_recursive_watches {
+                watches.add_persistent(p, &state.handle, true);
+            }
             Ok(None)
+        }
+        op::ADD_WATCH => {
+            let r: AddWatchRequest = decode(&req.body)?;
+            let recursive = match r.mode {
+                0 => false,
+                1 => true,
+                _ => return Err(ErrorCode::BadArguments),
+            };
+            shared
+                .watches
+                .lock()
+                .add_persistent(&r.path, &state.handle, recursive);
+            Ok(Some(frame(xid, zxid, 0, Some(&ErrorResponse { err: 0 }))))
+        }
+        op::REMOVE_WATCHES | op::CHECK_WATCHES => {
+            let (path, wtype) = if req.opcode == op::REMOVE_WATCHES {
+                let r: RemoveWatchesRequest = decode(&req.body)?;
+                (r.path, r.r#type)
+            } else {
+                let r: CheckWatchesRequest = decode(&req.body)?;
+                (r.path, r.r#type)
+            };
+            let mut watches = shared.watches.lock();
+            let found = if req.opcode == op::REMOVE_WATCHES {
+                watches.remove(&path, state.handle.id, wtype)
+            } else {
+                watches.contains(&path, state.handle.id, wtype)
+            };
+            if found {
+                Ok(None)
+            } else {
+                Err(ErrorCode::NoWatcher)
+            }
+        }
+        op::MULTI_READ => {
+            let mut r = ensemble_proto::Reader::new(req.body.clone());
+            let ops = ensemble_proto::multi::read_multi_request(&mut r)
+                .map_err(|_| ErrorCode::MarshallingError)?;
+            let mut results = Vec::with_capacity(ops.len());
+            for o in ops {
+                let got = match o {
+                    MultiOp::GetData(g) => read_data(shared, state, tree, &g.path, g.watch)
+                        .map(|(data, stat)| MultiResult::GetData { data, stat }),
+                    MultiOp::GetChildren(g) => read_children(shared, state, tree, &g.path, g.watch)
+                        .map(|(children, _)| MultiResult::GetChildren { children }),
+                    _ => return Err(ErrorCode::MarshallingError),
+                };
+                results.push(got.unwrap_or_else(|e| MultiResult::Error { err: e.code() }));
+            }
+            Ok(Some(frame(xid, zxid, 0, Some(&MultiResponse { results }))))
         }
         op::PING => Ok(None),
         op::RECONFIG => Err(ErrorCode::ReconfigDisabled),
@@ -316,6 +364,38 @@ fn known_opcode(opcode: i32) -> bool {
             | op::WHO_AM_I
             | op::CLOSE_SESSION
     )
+}
+
+fn read_data(
+    shared: &Arc<Shared>,
+    state: &ConnState,
+    tree: &DataTree,
+    path: &str,
+    watch: bool,
+) -> Result<(Option<Bytes>, ensemble_proto::Stat), ErrorCode> {
+    let (acl, _) = tree.acl(path).ok_or(ErrorCode::NoNode)?;
+    require(&acl, perms::READ, &state.auth)?;
+    let got = tree.get_data(path).ok_or(ErrorCode::NoNode)?;
+    if watch {
+        shared.watches.lock().add_data_watch(path, &state.handle);
+    }
+    Ok(got)
+}
+
+fn read_children(
+    shared: &Arc<Shared>,
+    state: &ConnState,
+    tree: &DataTree,
+    path: &str,
+    watch: bool,
+) -> Result<(Vec<String>, ensemble_proto::Stat), ErrorCode> {
+    let (acl, _) = tree.acl(path).ok_or(ErrorCode::NoNode)?;
+    require(&acl, perms::READ, &state.auth)?;
+    let got = tree.children(path).ok_or(ErrorCode::NoNode)?;
+    if watch {
+        shared.watches.lock().add_child_watch(path, &state.handle);
+    }
+    Ok(got)
 }
 
 fn require(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {

@@ -1,6 +1,8 @@
-//! One-shot data and child watches, kept per connection as ZooKeeper's
-//! WatchManager keeps them per ServerCnxn. Exists watches live in the data
-//! table. A trigger removes the watches it fires.
+//! Watches, kept per connection as ZooKeeper's WatchManager keeps them per
+//! ServerCnxn: a data table (data and exists watches, persistent and
+//! recursive watches) and a child table (child watches, persistent watches).
+//! A (connection, path) pair holds a set of modes, as ZooKeeper's WatchStats:
+//! a trigger drops the one-shot mode and keeps the persistent ones.
 
 use crate::conn::ConnHandle;
 use bytes::Bytes;
@@ -8,16 +10,21 @@ use ensemble_proto::Jute;
 use ensemble_proto::{event_type, keeper_state, xid, ReplyHeader, WatcherEvent, Writer};
 use std::collections::{HashMap, HashSet};
 
-#[derive(Default)]
-pub struct WatchManager {
-    data: HashMap<String, HashMap<u64, ConnHandle>>,
-    child: HashMap<String, HashMap<u64, ConnHandle>>,
-    /// For each connection, the paths it watches: (is_child_watch, path).
-    by_conn: HashMap<u64, HashSet<(bool, String)>>,
+/// Watch modes, as bits of a set.
+pub const STANDARD: u8 = 1;
+pub const PERSISTENT: u8 = 2;
+pub const PERSISTENT_RECURSIVE: u8 = 4;
+
+/// `WatcherType` of checkWatches/removeWatches requests.
+pub mod watcher_type {
+    pub const CHILDREN: i32 = 1;
+    pub const DATA: i32 = 2;
+    pub const ANY: i32 = 3;
+    pub const PERSISTENT: i32 = 4;
+    pub const PERSISTENT_RECURSIVE: i32 = 5;
 }
 
-/// The frame of a watch notification.
-/// ZooKeeper 3.8 sends notifications with zxid -1.
+/// The frame of a watch notification. ZooKeeper 3.8 sends them with zxid -1.
 pub fn notification(event: i32, path: &str) -> Bytes {
     let mut w = Writer::new_frame();
     ReplyHeader {
@@ -35,60 +42,222 @@ pub fn notification(event: i32, path: &str) -> Bytes {
     w.finish_frame()
 }
 
-impl WatchManager {
-    pub fn add_data_watch(&mut self, path: &str, conn: &ConnHandle) {
-        self.data
+#[derive(Default)]
+struct Table {
+    by_path: HashMap<String, HashMap<u64, (ConnHandle, u8)>>,
+    /// Connection -> paths it watches in this table.
+    by_conn: HashMap<u64, HashSet<String>>,
+    /// Recursive watches present: when zero, parents need not be visited.
+    recursive: usize,
+}
+
+impl Table {
+    fn add(&mut self, path: &str, conn: &ConnHandle, mode: u8) {
+        let entry = self
+            .by_path
             .entry(path.to_string())
             .or_default()
-            .insert(conn.id, conn.clone());
+            .entry(conn.id)
+            .or_insert_with(|| (conn.clone(), 0));
+        if mode == PERSISTENT_RECURSIVE && entry.1 & PERSISTENT_RECURSIVE == 0 {
+            self.recursive += 1;
+        }
+        entry.1 |= mode;
         self.by_conn
             .entry(conn.id)
             .or_default()
-            .insert((false, path.to_string()));
+            .insert(path.to_string());
     }
 
-    pub fn add_child_watch(&mut self, path: &str, conn: &ConnHandle) {
-        self.child
-            .entry(path.to_string())
-            .or_default()
-            .insert(conn.id, conn.clone());
-        self.by_conn
-            .entry(conn.id)
-            .or_default()
-            .insert((true, path.to_string()));
+    fn modes(&self, path: &str, conn_id: u64) -> u8 {
+        self.by_path
+            .get(path)
+            .and_then(|m| m.get(&conn_id))
+            .map(|e| e.1)
+            .unwrap_or(0)
     }
 
-    fn take(&mut self, is_child: bool, path: &str) -> Vec<ConnHandle> {
-        let table = if is_child {
-            &mut self.child
+    fn forget(&mut self, path: &str, conn_id: u64) {
+        if let Some(m) = self.by_path.get_mut(path) {
+            if let Some((_, modes)) = m.remove(&conn_id) {
+                if modes & PERSISTENT_RECURSIVE != 0 {
+                    self.recursive -= 1;
+                }
+            }
+            if m.is_empty() {
+                self.by_path.remove(path);
+            }
+        }
+        if let Some(paths) = self.by_conn.get_mut(&conn_id) {
+            paths.remove(path);
+            if paths.is_empty() {
+                self.by_conn.remove(&conn_id);
+            }
+        }
+    }
+
+    /// Removes `mode` (or every mode when None); true when something was removed.
+    fn remove(&mut self, path: &str, conn_id: u64, mode: Option<u8>) -> bool {
+        let old = self.modes(path, conn_id);
+        if old == 0 {
+            return false;
+        }
+        let new = match mode {
+            Some(m) => old & !m,
+            None => 0,
+        };
+        if new == old {
+            return false;
+        }
+        if new == 0 {
+            self.forget(path, conn_id);
         } else {
-            &mut self.data
-        };
-        let Some(conns) = table.remove(path) else {
-            return Vec::new();
-        };
-        let key = (is_child, path.to_string());
-        for id in conns.keys() {
-            if let Some(set) = self.by_conn.get_mut(id) {
-                set.remove(&key);
-                if set.is_empty() {
-                    self.by_conn.remove(id);
+            if old & PERSISTENT_RECURSIVE != 0 && new & PERSISTENT_RECURSIVE == 0 {
+                self.recursive -= 1;
+            }
+            if let Some(e) = self.by_path.get_mut(path).and_then(|m| m.get_mut(&conn_id)) {
+                e.1 = new;
+            }
+        }
+        true
+    }
+
+    /// The connections an event on `path` notifies: any mode on the path
+    /// itself (one-shot modes are consumed), recursive modes on its parents.
+    fn trigger(&mut self, path: &str) -> Vec<ConnHandle> {
+        let mut out = Vec::new();
+        let mut consumed = Vec::new();
+        if let Some(m) = self.by_path.get_mut(path) {
+            for (id, (conn, modes)) in m.iter_mut() {
+                out.push(conn.clone());
+                if *modes & STANDARD != 0 {
+                    *modes &= !STANDARD;
+                    if *modes == 0 {
+                        consumed.push(*id);
+                    }
                 }
             }
         }
-        conns.into_values().collect()
+        for id in consumed {
+            self.forget(path, id);
+        }
+        if self.recursive > 0 {
+            let mut p = path;
+            while let Some(i) = p.rfind('/') {
+                p = if i == 0 { "/" } else { &p[..i] };
+                if let Some(m) = self.by_path.get(p) {
+                    for (conn, modes) in m.values() {
+                        if modes & PERSISTENT_RECURSIVE != 0 {
+                            out.push(conn.clone());
+                        }
+                    }
+                }
+                if p == "/" {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn remove_conn(&mut self, conn_id: u64) {
+        if let Some(paths) = self.by_conn.remove(&conn_id) {
+            for p in paths {
+                if let Some(m) = self.by_path.get_mut(&p) {
+                    if let Some((_, modes)) = m.remove(&conn_id) {
+                        if modes & PERSISTENT_RECURSIVE != 0 {
+                            self.recursive -= 1;
+                        }
+                    }
+                    if m.is_empty() {
+                        self.by_path.remove(&p);
+                    }
+                }
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.by_conn.values().map(|s| s.len()).sum()
+    }
+}
+
+#[derive(Default)]
+pub struct WatchManager {
+    data: Table,
+    child: Table,
+}
+
+impl WatchManager {
+    /// getData/exists with watch=true.
+    pub fn add_data_watch(&mut self, path: &str, conn: &ConnHandle) {
+        self.data.add(path, conn, STANDARD);
+    }
+
+    /// getChildren with watch=true.
+    pub fn add_child_watch(&mut self, path: &str, conn: &ConnHandle) {
+        self.child.add(path, conn, STANDARD);
+    }
+
+    /// addWatch: mode 0 is persistent (both tables), 1 persistent recursive
+    /// (the data table only, as ZooKeeper's DataTree.addWatch).
+    pub fn add_persistent(&mut self, path: &str, conn: &ConnHandle, recursive: bool) {
+        if recursive {
+            self.data.add(path, conn, PERSISTENT_RECURSIVE);
+        } else {
+            self.data.add(path, conn, PERSISTENT);
+            self.child.add(path, conn, PERSISTENT);
+        }
+    }
+
+    /// checkWatches: whether the connection holds a watch of this type.
+    pub fn contains(&self, path: &str, conn_id: u64, wtype: i32) -> bool {
+        match wtype {
+            watcher_type::CHILDREN => self.child.modes(path, conn_id) & STANDARD != 0,
+            watcher_type::DATA => self.data.modes(path, conn_id) & STANDARD != 0,
+            watcher_type::PERSISTENT => self.data.modes(path, conn_id) & PERSISTENT != 0,
+            watcher_type::PERSISTENT_RECURSIVE => {
+                self.data.modes(path, conn_id) & PERSISTENT_RECURSIVE != 0
+            }
+            watcher_type::ANY => {
+                self.child.modes(path, conn_id) != 0 || self.data.modes(path, conn_id) != 0
+            }
+            _ => false,
+        }
+    }
+
+    /// removeWatches: true when a watch of this type was removed.
+    pub fn remove(&mut self, path: &str, conn_id: u64, wtype: i32) -> bool {
+        match wtype {
+            watcher_type::CHILDREN => self.child.remove(path, conn_id, Some(STANDARD)),
+            watcher_type::DATA => self.data.remove(path, conn_id, Some(STANDARD)),
+            watcher_type::PERSISTENT => {
+                let a = self.child.remove(path, conn_id, Some(PERSISTENT));
+                let b = self.data.remove(path, conn_id, Some(PERSISTENT));
+                a || b
+            }
+            watcher_type::PERSISTENT_RECURSIVE => {
+                self.data.remove(path, conn_id, Some(PERSISTENT_RECURSIVE))
+            }
+            watcher_type::ANY => {
+                let a = self.child.remove(path, conn_id, None);
+                let b = self.data.remove(path, conn_id, None);
+                a || b
+            }
+            _ => false,
+        }
     }
 
     /// Fires the watches an event on `path` triggers, as ZooKeeper's DataTree
-    /// does: created and data-changed fire data watches, children-changed
-    /// fires child watches, deleted fires both (once per connection).
+    /// does: created and data-changed go to the data table, children-changed
+    /// to the child table, deleted to both (once per connection).
     pub fn trigger(&mut self, event: i32, path: &str) {
         let mut targets = match event {
-            event_type::NODE_CREATED | event_type::NODE_DATA_CHANGED => self.take(false, path),
-            event_type::NODE_CHILDREN_CHANGED => self.take(true, path),
+            event_type::NODE_CREATED | event_type::NODE_DATA_CHANGED => self.data.trigger(path),
+            event_type::NODE_CHILDREN_CHANGED => self.child.trigger(path),
             event_type::NODE_DELETED => {
-                let mut v = self.take(false, path);
-                v.extend(self.take(true, path));
+                let mut v = self.data.trigger(path);
+                v.extend(self.child.trigger(path));
                 v
             }
             _ => Vec::new(),
@@ -106,25 +275,11 @@ impl WatchManager {
 
     /// Drops every watch of a connection that went away.
     pub fn remove_conn(&mut self, conn_id: u64) {
-        let Some(set) = self.by_conn.remove(&conn_id) else {
-            return;
-        };
-        for (is_child, path) in set {
-            let table = if is_child {
-                &mut self.child
-            } else {
-                &mut self.data
-            };
-            if let Some(conns) = table.get_mut(&path) {
-                conns.remove(&conn_id);
-                if conns.is_empty() {
-                    table.remove(&path);
-                }
-            }
-        }
+        self.data.remove_conn(conn_id);
+        self.child.remove_conn(conn_id);
     }
 
     pub fn watch_count(&self) -> usize {
-        self.by_conn.values().map(|s| s.len()).sum()
+        self.data.count() + self.child.count()
     }
 }
