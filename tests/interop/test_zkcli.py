@@ -52,9 +52,13 @@ quit
 
 
 def run_cli(server):
+    return run_cli_script(server, SCRIPT)
+
+
+def run_cli_script(server, script):
     p = subprocess.run(
         [f"{ZK_HOME}/bin/zkCli.sh", "-server", server.hosts],
-        input=SCRIPT,
+        input=script,
         capture_output=True,
         text=True,
         timeout=120,

@@ -44,7 +44,6 @@ const EXACT: &[&str] = &[
     "flushDelay",
     "maxWriteQueuePollTime",
     "maxBatchSize",
-    "enforceQuota",
     "requestThrottleLimit",
     "requestThrottleStallTime",
     "requestThrottleDropStale",

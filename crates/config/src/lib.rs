@@ -163,6 +163,9 @@ pub struct Config {
     /// `znode.container.maxNeverUsedIntervalMs`: age after which a container
     /// that never had children is deleted; 0 (the default) = never.
     pub container_max_never_used_interval_ms: u64,
+    /// `enforceQuota`: hard quotas (`setquota -N`/`-B`) refuse writes with
+    /// QuotaExceeded; default false. ZooKeeper reads `zookeeper.enforceQuota`.
+    pub enforce_quota: bool,
     /// `globalOutstandingLimit`: queued requests before throttling; default 1000.
     pub global_outstanding_limit: u32,
     /// `dynamicConfigFile`: where the `server.N` lines live (already read).
@@ -216,6 +219,7 @@ impl Default for Config {
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             super_digest: None,
             extended_types_enabled: false,
+            enforce_quota: false,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
             container_max_never_used_interval_ms: 0,
@@ -759,6 +763,7 @@ impl Builder {
             "localSessionsEnabled" => c.local_sessions_enabled = e.bool()?,
             "localSessionsUpgradingEnabled" => c.local_sessions_upgrading_enabled = e.bool()?,
             "extendedTypesEnabled" => c.extended_types_enabled = e.bool()?,
+            "enforceQuota" => c.enforce_quota = e.bool()?,
             "znode.container.checkIntervalMs" => {
                 c.container_check_interval_ms =
                     e.int(java_int, 1, "a positive integer (milliseconds)")? as u64;

@@ -181,6 +181,7 @@ impl Server {
         let prep = Prep::new(PrepOptions {
             extended_types_enabled: config.extended_types_enabled,
             super_digest: config.super_digest.clone(),
+            enforce_quota: config.enforce_quota,
             ..PrepOptions::default()
         });
         let shared = Arc::new(Shared {

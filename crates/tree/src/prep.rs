@@ -35,6 +35,8 @@ pub struct PrepOptions {
     pub super_digest: Option<String>,
     /// `zookeeper.skipACL`: no permission checks at all.
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota`: hard quotas refuse writes with QuotaExceeded.
+    pub enforce_quota: bool,
 }
 
 /// A prepared txn, ready for the log. `txn_type` goes into `TxnHeader.type`.
@@ -314,6 +316,11 @@ impl Prep {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cversion = parent.stat.cversion.wrapping_add(1);
+        if self.opts.enforce_quota {
+            let len = r.data.as_ref().map_or(0, |d| d.len() as i64);
+            tree.check_quota(&path, 0, len, true)
+                .map_err(|_| ErrorCode::QuotaExceeded)?;
+        }
         let data = r.data;
         let body = match opcode {
             op::CREATE_CONTAINER => TxnBody::CreateContainer(CreateContainerTxn {
@@ -419,6 +426,15 @@ impl Prep {
         validate_path(&r.path, false).map_err(|_| ErrorCode::BadArguments)?;
         let mut node = self.record(tree, &r.path)?;
         self.check_acl(&node.acl, perms::WRITE, ctx)?;
+        if self.opts.enforce_quota {
+            let last = tree
+                .get_data(&r.path)
+                .and_then(|(d, _)| d)
+                .map_or(0, |d| d.len() as i64);
+            let len = r.data.as_ref().map_or(0, |d| d.len() as i64);
+            tree.check_quota(&r.path, last, len, false)
+                .map_err(|_| ErrorCode::QuotaExceeded)?;
+        }
         let version = next_version(node.stat.version, r.version)?;
         node.stat.version = version;
         node.stat.mtime = ctx.time;

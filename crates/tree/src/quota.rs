@@ -47,7 +47,7 @@ impl StatsTrack {
         StatsTrack { values }
     }
 
-    fn get(&self, k: &str) -> i64 {
+    pub fn get(&self, k: &str) -> i64 {
         self.values.get(k).copied().unwrap_or(-1)
     }
 
@@ -257,5 +257,60 @@ mod tests {
         assert_eq!(q.max_prefix("/a/b/c/d"), Some("/a/b/c".into()));
         assert_eq!(q.max_prefix("/ab"), None);
         assert_eq!(q.max_prefix("/"), None);
+    }
+}
+
+/// Why a write was refused by a hard quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    pub prefix: String,
+}
+
+impl DataTree {
+    /// `ZooKeeperServer.checkQuota` with `enforceQuota` on: a create (one
+    /// node, `new_len` bytes) or setData (`new_len - last_len` bytes) below a
+    /// quota path that would pass a hard limit is refused; passing a soft
+    /// limit is only logged by the caller, as in ZooKeeper.
+    pub fn check_quota(
+        &self,
+        path: &str,
+        last_len: i64,
+        new_len: i64,
+        is_create: bool,
+    ) -> Result<(), QuotaExceeded> {
+        let Some(prefix) = self.quotas.max_prefix(path) else {
+            return Ok(());
+        };
+        let limit_path = format!("{}{prefix}/{LIMIT_NODE}", path::QUOTA);
+        let Some(limits) = self.node(&limit_path) else {
+            return Ok(());
+        };
+        let limits = StatsTrack::parse(limits.data.as_deref().unwrap_or(&[]));
+        let (count_diff, bytes_diff) = if is_create {
+            (1, new_len)
+        } else {
+            (0, new_len - last_len)
+        };
+        let count_hard = limits.get("countHardLimit");
+        let byte_hard = limits.get("byteHardLimit");
+        let check_count = count_diff != 0 && (limits.count() > -1 || count_hard > -1);
+        let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || byte_hard > -1);
+        if !check_count && !check_bytes {
+            return Ok(());
+        }
+        let Some(stats) = self.node(&stat_path(&prefix)) else {
+            return Ok(());
+        };
+        let current = StatsTrack::parse(stats.data.as_deref().unwrap_or(&[]));
+        let exceeded = QuotaExceeded {
+            prefix: prefix.clone(),
+        };
+        if check_count && count_hard > -1 && current.count() + count_diff > count_hard {
+            return Err(exceeded);
+        }
+        if check_bytes && byte_hard > -1 && current.bytes() + bytes_diff > byte_hard {
+            return Err(exceeded);
+        }
+        Ok(())
     }
 }
