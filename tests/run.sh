@@ -30,5 +30,5 @@ echo "== cargo build --release"
 cargo build --release --workspace
 echo "== cargo test"
 cargo test --release --workspace
-echo "== interop tests (real clients against target/release/ensemble)"
-ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q tests/interop
+echo "== interop and differential tests (real clients, Ensemble beside Apache ZooKeeper 3.8)"
+ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/interop tests/differential

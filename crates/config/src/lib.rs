@@ -163,6 +163,15 @@ pub struct Config {
     /// `znode.container.maxNeverUsedIntervalMs`: age after which a container
     /// that never had children is deleted; 0 (the default) = never.
     pub container_max_never_used_interval_ms: u64,
+    /// `fsync.warningthresholdms`: fsyncs slower than this are logged; default 1000.
+    pub fsync_warning_threshold_ms: u64,
+    /// `snapshot.compression.method`: "gz", "snappy" or "" (none, the default).
+    pub snapshot_compression_method: String,
+    /// `snapSizeLimitInKb` in bytes: also snapshot after this much log; 0 = off.
+    /// Default 4 GB, as ZooKeeper.
+    pub snap_size_limit: u64,
+    /// `txnLogSizeLimitInKb` in bytes: roll the log past this size; None = no limit.
+    pub txn_log_size_limit: Option<u64>,
     /// `enforceQuota`: hard quotas (`setquota -N`/`-B`) refuse writes with
     /// QuotaExceeded; default false. ZooKeeper reads `zookeeper.enforceQuota`.
     pub enforce_quota: bool,
@@ -220,6 +229,10 @@ impl Default for Config {
             super_digest: None,
             extended_types_enabled: false,
             enforce_quota: false,
+            fsync_warning_threshold_ms: 1000,
+            snapshot_compression_method: String::new(),
+            snap_size_limit: 4 * 1024 * 1024 * 1024,
+            txn_log_size_limit: None,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
             container_max_never_used_interval_ms: 0,
@@ -764,6 +777,29 @@ impl Builder {
             "localSessionsUpgradingEnabled" => c.local_sessions_upgrading_enabled = e.bool()?,
             "extendedTypesEnabled" => c.extended_types_enabled = e.bool()?,
             "enforceQuota" => c.enforce_quota = e.bool()?,
+            "fsync.warningthresholdms" => {
+                c.fsync_warning_threshold_ms =
+                    e.int(java_int, 0, "a non-negative integer (milliseconds)")? as u64;
+            }
+            "snapshot.compression.method" => {
+                let v = e.value.to_ascii_lowercase();
+                if !matches!(v.as_str(), "" | "gz" | "snappy") {
+                    return Err(e.invalid("gz, snappy or empty"));
+                }
+                c.snapshot_compression_method = v;
+            }
+            "snapSizeLimitInKb" => {
+                let kb = e.int(java_long, -1, "an integer (kilobytes, <= 0 = no limit)")?;
+                c.snap_size_limit = if kb <= 0 { 0 } else { kb as u64 * 1024 };
+            }
+            "txnLogSizeLimitInKb" => {
+                let kb = e.int(java_long, -1, "an integer (kilobytes, <= 0 = no limit)")?;
+                c.txn_log_size_limit = if kb <= 0 {
+                    None
+                } else {
+                    Some(kb as u64 * 1024)
+                };
+            }
             "znode.container.checkIntervalMs" => {
                 c.container_check_interval_ms =
                     e.int(java_int, 1, "a positive integer (milliseconds)")? as u64;

@@ -29,6 +29,48 @@ enum Command {
         #[arg(conflicts_with = "config")]
         config_file: Option<PathBuf>,
     },
+    /// Transaction log tools (ZooKeeper's TxnLogToolkit).
+    Log {
+        #[command(subcommand)]
+        action: LogAction,
+    },
+    /// Snapshot tools (ZooKeeper's SnapshotFormatter).
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
+    /// Delete old snapshots and logs, keeping the newest COUNT snapshots and the
+    /// logs they need (ZooKeeper's zkCleanup.sh / PurgeTxnLog).
+    Purge {
+        /// The zoo.cfg naming dataDir and dataLogDir.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Snapshots to keep (at least 3).
+        #[arg(short = 'n', long = "count", default_value_t = 3)]
+        count: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogAction {
+    /// Print every txn of a log file, as TxnLogToolkit does.
+    Dump {
+        file: PathBuf,
+        /// Only verify the checksums and report.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotAction {
+    /// Print a snapshot, as SnapshotFormatter does.
+    Dump {
+        file: PathBuf,
+        /// Also print each node's data.
+        #[arg(long, short = 'd')]
+        data: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +89,13 @@ fn main() -> ExitCode {
             config,
             config_file,
         } => run_server(config.or(config_file)),
+        Command::Log {
+            action: LogAction::Dump { file, check },
+        } => log_dump(&file, check),
+        Command::Snapshot {
+            action: SnapshotAction::Dump { file, data },
+        } => snapshot_dump(&file, data),
+        Command::Purge { config, count } => purge(config, count),
     }
 }
 
@@ -99,4 +148,79 @@ async fn wait_for_shutdown() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+fn log_dump(file: &std::path::Path, check: bool) -> ExitCode {
+    let result = if check {
+        ensemble_storage::dump::verify_txn_log(file)
+    } else {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        ensemble_storage::dump::dump_txn_log(file, &mut out)
+    };
+    match result {
+        Ok(s) => {
+            if check {
+                println!(
+                    "{}: {} txns, {} checksum errors{}",
+                    file.display(),
+                    s.txns,
+                    s.crc_errors,
+                    s.partial_tail
+                        .map(|o| format!(", a partial record at offset {o}"))
+                        .unwrap_or_default()
+                );
+            }
+            if s.crc_errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn snapshot_dump(file: &std::path::Path, data: bool) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match ensemble_storage::dump::dump_snapshot(file, data, &mut out) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn purge(config: Option<PathBuf>, count: usize) -> ExitCode {
+    let config = match &config {
+        Some(p) => match ensemble_config::Config::from_file(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => ensemble_config::Config::embedded_default(),
+    };
+    if count < 3 {
+        eprintln!("purge: count must be at least 3, got {count}");
+        return ExitCode::from(2);
+    }
+    match ensemble_storage::purge(&config.data_dir, config.txn_log_dir(), count) {
+        Ok(r) => {
+            for p in r.removed_snapshots.iter().chain(r.removed_logs.iter()) {
+                println!("removed {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
 }

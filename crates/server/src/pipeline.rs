@@ -252,7 +252,7 @@ impl ensemble_consensus::Applier for TreeApplier {
         {
             let mut watches = shared.watches.lock();
             for (event, path) in all_events(&outcome) {
-                watches.trigger(event, path);
+                watches.trigger(event, path, zxid);
             }
         }
 

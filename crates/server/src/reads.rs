@@ -91,13 +91,13 @@ fn answer(
             if r.path.contains('\0') {
                 return Err(ErrorCode::BadArguments);
             }
-            if let Some((acl, _)) = tree.acl(&r.path) {
+            if let Some((acl, _)) = tree.acl(lookup(&r.path)) {
                 require(&acl, perms::READ, auth)?;
             }
             if r.watch {
                 shared.watches.lock().add_data_watch(&r.path, &state.handle);
             }
-            let stat = tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+            let stat = tree.stat(lookup(&r.path)).ok_or(ErrorCode::NoNode)?;
             Ok(Some(frame(xid, zxid, 0, Some(&ExistsResponse { stat }))))
         }
         op::GET_DATA => {
@@ -137,7 +137,7 @@ fn answer(
         }
         op::GET_ACL => {
             let r: GetAclRequest = decode(&req.body)?;
-            let (acl, stat) = tree.acl(&r.path).ok_or(ErrorCode::NoNode)?;
+            let (acl, stat) = tree.acl(lookup(&r.path)).ok_or(ErrorCode::NoNode)?;
             require(&acl, perms::READ | perms::ADMIN, auth)?;
             // Without ADMIN, digest hashes are hidden, as ZooKeeper does.
             let acl = if check_acl(&acl, perms::ADMIN, auth) {
@@ -178,21 +178,14 @@ fn answer(
         }
         op::GET_ALL_CHILDREN_NUMBER => {
             let r: GetAllChildrenNumberRequest = decode(&req.body)?;
-            let (acl, _) = tree.acl(&r.path).ok_or(ErrorCode::NoNode)?;
+            let path = lookup(&r.path);
+            let (acl, _) = tree.acl(path).ok_or(ErrorCode::NoNode)?;
             require(&acl, perms::READ, auth)?;
-            let mut total = 0i32;
-            let mut stack = vec![r.path.clone()];
-            while let Some(p) = stack.pop() {
-                if let Some((children, _)) = tree.children(&p) {
-                    for c in children {
-                        total += 1;
-                        stack.push(if p == "/" {
-                            format!("/{c}")
-                        } else {
-                            format!("{p}/{c}")
-                        });
-                    }
-                }
+            // ZooKeeper counts the keys under `path + "/"`; for "" that
+            // includes "/" itself.
+            let mut total = tree.all_children_number(path) as i32;
+            if r.path.is_empty() {
+                total += 1;
             }
             Ok(Some(frame(
                 xid,
@@ -366,6 +359,16 @@ fn known_opcode(opcode: i32) -> bool {
     )
 }
 
+/// The node a read names: ZooKeeper's tree also holds the root under the
+/// empty path, so reads of "" answer with the root.
+fn lookup(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
 fn read_data(
     shared: &Arc<Shared>,
     state: &ConnState,
@@ -373,9 +376,9 @@ fn read_data(
     path: &str,
     watch: bool,
 ) -> Result<(Option<Bytes>, ensemble_proto::Stat), ErrorCode> {
-    let (acl, _) = tree.acl(path).ok_or(ErrorCode::NoNode)?;
+    let (acl, _) = tree.acl(lookup(path)).ok_or(ErrorCode::NoNode)?;
     require(&acl, perms::READ, &state.auth)?;
-    let got = tree.get_data(path).ok_or(ErrorCode::NoNode)?;
+    let got = tree.get_data(lookup(path)).ok_or(ErrorCode::NoNode)?;
     if watch {
         shared.watches.lock().add_data_watch(path, &state.handle);
     }
@@ -389,9 +392,9 @@ fn read_children(
     path: &str,
     watch: bool,
 ) -> Result<(Vec<String>, ensemble_proto::Stat), ErrorCode> {
-    let (acl, _) = tree.acl(path).ok_or(ErrorCode::NoNode)?;
+    let (acl, _) = tree.acl(lookup(path)).ok_or(ErrorCode::NoNode)?;
     require(&acl, perms::READ, &state.auth)?;
-    let got = tree.children(path).ok_or(ErrorCode::NoNode)?;
+    let got = tree.children(lookup(path)).ok_or(ErrorCode::NoNode)?;
     if watch {
         shared.watches.lock().add_child_watch(path, &state.handle);
     }
@@ -420,7 +423,7 @@ fn set_watches(
 ) {
     let mut watches = shared.watches.lock();
     let conn = &state.handle;
-    let note = |e: i32, p: &str| conn.send(crate::watches::notification(e, p));
+    let note = |e: i32, p: &str| conn.send(crate::watches::notification(e, p, -1));
     for p in data {
         match tree.stat(p) {
             None => note(event_type::NODE_DELETED, p),

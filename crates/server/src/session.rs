@@ -134,6 +134,17 @@ impl SessionTable {
         self.sessions.is_empty()
     }
 
+    /// Every session with its timeout, for a snapshot.
+    pub fn list(&self) -> Vec<(i64, i32)> {
+        let mut v: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     pub fn ids(&self) -> Vec<i64> {
         self.sessions.keys().copied().collect()
     }

@@ -24,12 +24,13 @@ pub mod watcher_type {
     pub const PERSISTENT_RECURSIVE: i32 = 5;
 }
 
-/// The frame of a watch notification. ZooKeeper 3.8 sends them with zxid -1.
-pub fn notification(event: i32, path: &str) -> Bytes {
+/// The frame of a watch notification. As ZooKeeper 3.9, an event fired by a
+/// txn carries that txn's zxid; events made up by SetWatches carry -1.
+pub fn notification(event: i32, path: &str, zxid: i64) -> Bytes {
     let mut w = Writer::new_frame();
     ReplyHeader {
         xid: xid::NOTIFICATION,
-        zxid: -1,
+        zxid,
         err: 0,
     }
     .write(&mut w);
@@ -251,7 +252,7 @@ impl WatchManager {
     /// Fires the watches an event on `path` triggers, as ZooKeeper's DataTree
     /// does: created and data-changed go to the data table, children-changed
     /// to the child table, deleted to both (once per connection).
-    pub fn trigger(&mut self, event: i32, path: &str) {
+    pub fn trigger(&mut self, event: i32, path: &str, zxid: i64) {
         let mut targets = match event {
             event_type::NODE_CREATED | event_type::NODE_DATA_CHANGED => self.data.trigger(path),
             event_type::NODE_CHILDREN_CHANGED => self.child.trigger(path),
@@ -267,7 +268,7 @@ impl WatchManager {
         }
         let mut seen = HashSet::new();
         targets.retain(|c| seen.insert(c.id));
-        let frame = notification(event, path);
+        let frame = notification(event, path, zxid);
         for c in targets {
             c.send(frame.clone());
         }
