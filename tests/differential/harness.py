@@ -19,7 +19,7 @@ from collections import namedtuple
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
-from kazoo.protocol.states import ZnodeStat
+from kazoo.protocol.states import KazooState, ZnodeStat
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, make_digest_acl_credential
 
 import zkproto as P
@@ -163,9 +163,21 @@ class KazooHandle:
             return orig_reply(header, buffer, offset)
 
         conn._read_watch_event, conn._read_response = on_event, on_reply
+        # kazoo's start() returns when the session is live, which can be just
+        # before its connection thread reports CONNECTED to listeners: wait for
+        # that report and leave it out, so no transcript depends on the race.
+        connected = threading.Event()
+
+        def on_state(state):
+            self.log.append(("session", str(state)))
+            if state == KazooState.CONNECTED:
+                connected.set()
+
+        self.kz.add_listener(on_state)
         self.kz.start(timeout=15)
+        connected.wait(15)
+        self.seen = len(self.log)
         self.session_id = self.kz.client_id[0]
-        self.kz.add_listener(lambda st: self.log.append(("session", str(st))))
 
     def call(self, req):
         ar = self.kz.handler.async_result()

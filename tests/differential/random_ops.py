@@ -7,6 +7,9 @@ compared step by step.
     ENSEMBLE_DIFF_OPS=<n>        operations per seed (default 1000)
     ENSEMBLE_DIFF_EXTRA_OPS=a,b  switch on ops left out by default (see EXTRA_OPS),
                                  or "all"
+    ENSEMBLE_DIFF_WATCH_ROLES=0  let every client use every watch op on every
+                                 path, so runs reach the ZooKeeper 3.8/3.9 watch
+                                 mode differences (see WATCH_ROLES_DOC)
 
     python3 random_ops.py [seed] [ops]     runs one seed from the command line
 """
@@ -31,19 +34,28 @@ ACLS = [
     [make_acl("world", "anyone", read=True, create=True, delete=True, admin=True)],
 ]
 
-# Operations that work in Ensemble today, with weights.
+# The operations CI compares, with weights.
 DEFAULT_OPS = {
     "create": 14, "create2": 5, "delete": 10, "set": 10, "exists": 8, "get": 8,
     "children": 6, "children2": 4, "get_acls": 2, "set_acls": 2, "sync": 2,
     "multi": 8, "get_ephemerals": 2, "all_children_number": 2, "who_am_i": 1,
-    "reopen": 1,
+    "reopen": 1, "multi_read": 2, "create_container": 2, "create_ttl": 2,
 }
-# Operations that are not implemented (or not finished) in Ensemble yet:
-# switch them on with ENSEMBLE_DIFF_EXTRA_OPS once they are.
-EXTRA_OPS = {
-    "add_watch": 3, "remove_watches": 2, "check_watches": 2, "multi_read": 2,
-    "create_container": 2, "create_ttl": 2,
-}
+# Persistent watches and watch removal: ZooKeeper 3.8 (the reference) and 3.9
+# (Ensemble) keep watch modes differently, so these are off in CI; switch them
+# on with ENSEMBLE_DIFF_EXTRA_OPS (README, "Known version differences").
+EXTRA_OPS = {"add_watch": 3, "remove_watches": 2, "check_watches": 2}
+
+# The client that alone holds persistent watches while the watch ops are on.
+PERSISTENT_CLIENT = CLIENTS - 1
+WATCH_ROLES_DOC = """With the watch ops on, the generator keeps to what ZooKeeper
+3.8 and 3.9 answer alike: only PERSISTENT_CLIENT adds persistent watches, it
+sets no one-shot watch, re-adds a path only with the mode it holds there and
+checks or removes watches by type "any" only (3.9 keeps a set of modes per
+session and path and matches data/children types to one-shot watches only;
+3.8 keeps one mode, replaced by the last watch set). checkWatches is sent only
+by that client for a watch it holds (3.8 answers it for any session's watch on
+the path). The other clients set one-shot watches and remove them by any type."""
 
 
 def op_weights(extra=None):
@@ -59,10 +71,13 @@ def op_weights(extra=None):
 
 
 class Generator:
-    def __init__(self, seed, weights):
+    def __init__(self, seed, weights, watch_roles=True):
         self.rng = random.Random(seed)
         self.names = list(weights)
         self.weights = [weights[n] for n in self.names]
+        # See WATCH_ROLES_DOC; only while a watch op is in the mix.
+        self.roles = watch_roles and any(n in weights for n in EXTRA_OPS)
+        self.held = {}  # path -> mode of PERSISTENT_CLIENT's persistent watches
 
     def path(self):
         r = self.rng.random()
@@ -104,6 +119,8 @@ class Generator:
         if name == "set":
             return [(c, "set", self.path(), rng.choice(DATA), self.version())]
         if name in ("exists", "get", "children", "children2"):
+            if self.roles and c == PERSISTENT_CLIENT:
+                watch = False
             return [(c, name, self.path(), {"watch": watch})]
         if name == "get_acls":
             return [(c, "get_acls", self.path())]
@@ -120,11 +137,24 @@ class Generator:
         if name == "who_am_i":
             return [(c, "who_am_i")]
         if name == "reopen":
+            if c == PERSISTENT_CLIENT:
+                self.held.clear()
             return [(c, "close"), (c, "open")]
         if name == "add_watch":
-            return [(c, "add_watch", self.path(), rng.choice(["persistent", "persistent_recursive"]))]
+            path, mode = self.path(), rng.choice(["persistent", "persistent_recursive"])
+            if self.roles:
+                c, mode = PERSISTENT_CLIENT, self.held.setdefault(path, mode)
+            return [(c, "add_watch", path, mode)]
         if name in ("remove_watches", "check_watches"):
-            return [(c, name, self.path(), rng.choice(["data", "children", "any"]))]
+            path, kind = self.path(), rng.choice(["data", "children", "any"])
+            if self.roles and name == "check_watches":
+                if not self.held:
+                    return []
+                c, path, kind = PERSISTENT_CLIENT, rng.choice(sorted(self.held)), "any"
+            elif self.roles and c == PERSISTENT_CLIENT:
+                kind = "any"
+                self.held.pop(path, None)
+            return [(c, name, path, kind)]
         if name == "multi_read":
             return [(c, "multi_read", [(rng.choice(["get", "children"]), self.path())
                                        for _ in range(rng.randint(1, 3))])]
@@ -141,8 +171,13 @@ class Generator:
         return out[:n]
 
 
-def generate(seed, n_ops, weights=None):
-    return Generator(seed, weights or op_weights()).steps(n_ops)
+def watch_roles_from_env():
+    return os.environ.get("ENSEMBLE_DIFF_WATCH_ROLES", "1") != "0"
+
+
+def generate(seed, n_ops, weights=None, watch_roles=None):
+    roles = watch_roles_from_env() if watch_roles is None else watch_roles
+    return Generator(seed, weights or op_weights(), roles).steps(n_ops)
 
 
 def seeds_from_env(default):
