@@ -1,8 +1,9 @@
 //! Consensus: orders transactions through Raft (openraft) and numbers them with zxids.
 //!
 //! This crate is the only one that names openraft types; the server sees [`Consensus`],
-//! [`Applier`] and [`ConsensusError`]. Today the group has one member (standalone mode) and the
-//! log lives in memory.
+//! [`Applier`] and [`ConsensusError`]. Today the group has one member (standalone mode). Its log
+//! is ZooKeeper's txn log ([`Consensus::start_standalone_durable`]), or memory for tests
+//! ([`Consensus::start_standalone`]).
 //!
 //! # zxids
 //! `zxid = (term << 32) | counter`, where `counter` is the entry's 1-based position within its
@@ -11,7 +12,9 @@
 //! applier sees may skip values; they strictly increase. See [`zxid`].
 //!
 //! # Seams
-//! - `log_store`: the Raft log and vote (in memory; later ZooKeeper's txn log format).
+//! - `durable_log`: the Raft log as ZooKeeper's txn log, with group commit; `side_file` holds
+//!   the vote, membership and term starts beside it.
+//! - `log_store`: the Raft log and vote in memory (tests), and the cache of recent entries.
 //! - `state_machine`: applies committed entries through the [`Applier`]; owns snapshot content.
 //! - `network`: peer transport, a stub until quorum mode.
 //! - `proposer`: the ordered queue between [`Consensus::propose`] and openraft's write API.
@@ -20,6 +23,7 @@
 //! Not done yet: a leader whose counter nears 2^32 must step down (today applying such an entry
 //! stops the group with a fatal error).
 
+mod durable;
 mod log_store;
 mod network;
 mod proposer;
@@ -37,11 +41,15 @@ use bytes::Bytes;
 use openraft::errors::ClientWriteError;
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
+pub use crate::durable::DurableLog;
 use crate::log_store::MemLogStore;
 use crate::network::PeerNetwork;
 use crate::proposer::Proposer;
 use crate::state_machine::StateMachine;
-use crate::types::Raft;
+use crate::types::{term_of, Raft, TypeConfig};
+
+pub use crate::side_file::SIDE_FILE_NAME;
+use crate::zxid::TermClock;
 
 /// Receives committed entries. Called in log order, exactly once per entry, never concurrently.
 pub trait Applier: Send + Sync + 'static {
@@ -56,8 +64,25 @@ pub enum ConsensusError {
     NotLeader,
     #[error("consensus is shut down")]
     Shutdown,
+    /// The proposal cannot be logged (with a durable log, a payload must start with a
+    /// `TxnHeader`).
+    #[error("invalid proposal: {0}")]
+    InvalidProposal(String),
     #[error("consensus failed: {0}")]
     Fatal(String),
+}
+
+/// Where and how the log is kept on disk: ZooKeeper's txn log plus a side file.
+#[derive(Debug, Clone)]
+pub struct DurableLog {
+    /// `dataDir`: the side file [`SIDE_FILE_NAME`] lives in its `version-2`, beside ZooKeeper's
+    /// `acceptedEpoch`/`currentEpoch`.
+    pub data_dir: PathBuf,
+    /// `dataLogDir`: the txn log lives in its `version-2`.
+    pub data_log_dir: PathBuf,
+    pub options: ensemble_storage::TxnLogOptions,
+    /// `snapCount`: the log rolls to a new file at ZooKeeper's randomised point within it.
+    pub snap_count: u64,
 }
 
 /// How long start-up may take to elect this member and apply its first entry.
@@ -74,6 +99,8 @@ struct Inner {
     proposer: Proposer,
     last_applied_zxid: Arc<AtomicI64>,
     shut_down: AtomicBool,
+    /// The durable log's writer, if the log is on disk.
+    log: Option<DurableLogHandle>,
 }
 
 impl Consensus {
@@ -84,7 +111,42 @@ impl Consensus {
         server_id: u64,
         applier: Arc<dyn Applier>,
     ) -> Result<Consensus, ConsensusError> {
-        Self::start_standalone_with(server_id, applier, standalone_config()).await
+        Self::start_standalone_with(
+            server_id,
+            applier,
+            standalone_config(),
+            MemLogStore::default(),
+            TermClock::default(),
+        )
+        .await
+    }
+
+    /// Starts the single-member group on ZooKeeper's txn log in
+    /// `log.data_log_dir`. `recovered_zxid` is the last zxid the server
+    /// recovered from that directory (0 when empty): the new group's zxids
+    /// start in the epoch above it, so they stay increasing across restarts.
+    pub async fn start_standalone_durable(
+        server_id: u64,
+        applier: Arc<dyn Applier>,
+        log: DurableLog,
+        recovered_zxid: i64,
+    ) -> Result<Consensus, ConsensusError> {
+        let epoch_base = if recovered_zxid > 0 {
+            zxid::epoch_of(recovered_zxid) + 1
+        } else {
+            0
+        };
+        let clock = TermClock::with_epoch_base(epoch_base);
+        let disk = durable::DiskLog::open(&log, clock)
+            .map_err(|e| ConsensusError::Fatal(format!("cannot open the txn log: {e}")))?;
+        Self::start_standalone_with(
+            server_id,
+            applier,
+            standalone_config(),
+            MemLogStore::durable(disk),
+            clock,
+        )
+        .await
     }
 
     async fn start_standalone_with(
@@ -92,38 +154,97 @@ impl Consensus {
         applier: Arc<dyn Applier>,
         config: Config,
     ) -> Result<Consensus, ConsensusError> {
-        let config = Arc::new(
-            config
-                .validate()
-                .map_err(|e| ConsensusError::Fatal(format!("raft config: {e}")))?,
-        );
         let last_applied_zxid = Arc::new(AtomicI64::new(0));
         let state_machine = StateMachine::new(applier, last_applied_zxid.clone());
-        let raft = Raft::new(
+        let log_store = MemLogStore::default();
+        Self::start(server_id, config, log_store, state_machine, last_applied_zxid, None).await
+    }
+
+    /// Starts the single-member group on a durable log: ZooKeeper's txn log in
+    /// `log.data_log_dir`, and a side file in `log.data_dir` (see [`DurableLog`]).
+    ///
+    /// `recovered_zxid` is the last zxid the server's recovery applied from these directories
+    /// (0 for an empty data directory). Nothing already on disk is passed to the applier again:
+    /// the group continues after it, in a new term (a higher zxid epoch). A directory written by
+    /// Apache ZooKeeper (no side file) continues the same way.
+    ///
+    /// Returns once the member leads and has applied its term's blank entry.
+    pub async fn start_standalone_durable(
+        server_id: u64,
+        applier: Arc<dyn Applier>,
+        log: DurableLog,
+        recovered_zxid: i64,
+    ) -> Result<Consensus, ConsensusError> {
+        Self::start_durable_with(
             server_id,
-            config,
-            PeerNetwork,
-            MemLogStore::default(),
-            state_machine,
+            applier,
+            log,
+            recovered_zxid,
+            standalone_config(),
         )
         .await
-        .map_err(fatal)?;
+    }
 
-        if !raft.is_initialized().await.map_err(fatal)? {
-            let members = BTreeMap::from([(server_id, BasicNode::default())]);
-            raft.initialize(members).await.map_err(fatal)?;
+    async fn start_durable_with(
+        server_id: u64,
+        applier: Arc<dyn Applier>,
+        log: DurableLog,
+        recovered_zxid: i64,
+        config: Config,
+    ) -> Result<Consensus, ConsensusError> {
+        let (log_store, handle, resume) = durable_log::open(server_id, &log, recovered_zxid)?;
+        let last_applied_zxid = Arc::new(AtomicI64::new(0));
+        let state_machine = match resume {
+            Some(resume) => StateMachine::resumed(
+                applier,
+                last_applied_zxid.clone(),
+                recovered_zxid,
+                resume,
+            ),
+            None => StateMachine::new(applier, last_applied_zxid.clone()),
+        };
+        let started = Self::start(
+            server_id,
+            config,
+            log_store,
+            state_machine,
+            last_applied_zxid,
+            Some(handle),
+        )
+        .await;
+        started
+    }
+
+    async fn start<LS: RaftLogStorage<TypeConfig>>(
+        server_id: u64,
+        config: Config,
+        log_store: LS,
+        state_machine: StateMachine,
+        last_applied_zxid: Arc<AtomicI64>,
+        log: Option<DurableLogHandle>,
+    ) -> Result<Consensus, ConsensusError> {
+        let config = match config.validate() {
+            Ok(config) => Arc::new(config),
+            Err(e) => {
+                stop_log(&log).await;
+                return Err(ConsensusError::Fatal(format!("raft config: {e}")));
+            }
+        };
+        let raft = match Raft::new(server_id, config, PeerNetwork, log_store, state_machine).await
+        {
+            Ok(raft) => raft,
+            Err(e) => {
+                stop_log(&log).await;
+                return Err(fatal(e));
+            }
+        };
+        if let Err(e) = become_leader(server_id, &raft).await {
+            if let Err(e) = raft.shutdown().await {
+                tracing::warn!(error = %e, "raft did not shut down cleanly");
+            }
+            stop_log(&log).await;
+            return Err(e);
         }
-        raft.wait(Some(STARTUP_TIMEOUT))
-            .metrics(
-                |m| {
-                    m.state.is_leader()
-                        && m.last_log_index.is_some()
-                        && m.last_applied.map(|id| id.index) == m.last_log_index
-                },
-                "standalone member leads and has applied its log",
-            )
-            .await
-            .map_err(fatal)?;
 
         let proposer = Proposer::start(raft.clone());
         Ok(Consensus {
@@ -132,6 +253,7 @@ impl Consensus {
                 proposer,
                 last_applied_zxid,
                 shut_down: AtomicBool::new(false),
+                log,
             }),
         })
     }
@@ -147,6 +269,12 @@ impl Consensus {
     ) -> impl Future<Output = Result<i64, ConsensusError>> + Send + 'static {
         let submitted = if self.inner.shut_down.load(Ordering::Acquire) {
             Err(ConsensusError::Shutdown)
+        } else if self.inner.log.is_some()
+            && payload.len() < ensemble_storage::txnlog::TXN_HEADER_LEN
+        {
+            Err(ConsensusError::InvalidProposal(
+                durable_log::invalid_payload(payload.len()).to_string(),
+            ))
         } else {
             self.inner.proposer.submit(payload)
         };
@@ -167,6 +295,12 @@ impl Consensus {
         self.inner.last_applied_zxid.load(Ordering::Acquire)
     }
 
+    /// Counters of the durable log's writer (records, group commits); `None` for a log in
+    /// memory.
+    pub fn log_stats(&self) -> Option<LogStats> {
+        self.inner.log.as_ref().map(DurableLogHandle::stats)
+    }
+
     pub fn is_leader(&self) -> bool {
         !self.inner.shut_down.load(Ordering::Acquire) && self.inner.raft.is_leader()
     }
@@ -181,6 +315,34 @@ impl Consensus {
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
+        stop_log(&self.inner.log).await;
+    }
+}
+
+/// Initializes an empty group of one, then waits until this member leads and has applied an
+/// entry of its own term (its blank entry), so proposals get the new term's zxids.
+async fn become_leader(server_id: u64, raft: &Raft) -> Result<(), ConsensusError> {
+    if !raft.is_initialized().await.map_err(fatal)? {
+        let members = BTreeMap::from([(server_id, BasicNode::default())]);
+        raft.initialize(members).await.map_err(fatal)?;
+    }
+    raft.wait(Some(STARTUP_TIMEOUT))
+        .metrics(
+            |m| {
+                m.state.is_leader()
+                    && m.last_applied.as_ref().map(term_of) == Some(m.current_term)
+                    && m.last_applied.map(|id| id.index) == m.last_log_index
+            },
+            "standalone member leads and has applied its term's blank entry",
+        )
+        .await
+        .map_err(fatal)?;
+    Ok(())
+}
+
+async fn stop_log(log: &Option<DurableLogHandle>) {
+    if let Some(log) = log {
+        log.stop().await;
     }
 }
 
@@ -196,6 +358,9 @@ fn standalone_config() -> Config {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(50_000),
         max_in_snapshot_log_to_keep: 10_000,
         purge_batch_size: 1024,
+        // A restarted member holds a new election, so its first entry opens a new zxid epoch
+        // instead of continuing the old term.
+        enable_leader_restore: Some(false),
         ..Config::default()
     }
 }
@@ -235,9 +400,15 @@ mod tests {
             purge_batch_size: 1,
             ..standalone_config()
         };
-        let consensus = Consensus::start_standalone_with(1, recorder.clone(), config)
-            .await
-            .expect("start");
+        let consensus = Consensus::start_standalone_with(
+            1,
+            recorder.clone(),
+            config,
+            MemLogStore::default(),
+            TermClock::default(),
+        )
+        .await
+        .expect("start");
         let pending: Vec<_> = (0..1000u32)
             .map(|i| consensus.propose(Bytes::from(i.to_be_bytes().to_vec())))
             .collect();

@@ -1,10 +1,6 @@
-//! Raft log storage, kept in memory for now.
-//!
-//! This is the seam for durable storage: openraft sees the log only through
-//! [`RaftLogStorage`]/[`RaftLogReader`] implemented here. A later version writes entries to
-//! ZooKeeper's `log.<zxid>` files (zxids from [`crate::zxid::TermClock`]) and the vote to a side
-//! file; it must then call the `append` callback only after the fsync (group commit: one fsync may
-//! cover many appended entries), and `get_log_state`/`read_vote` must reflect what was recovered.
+//! Raft log storage in memory: [`MemLogStore`] for tests and [`LogCache`], the recent entries
+//! the durable store (`durable_log`) keeps so that openraft can read them back without touching
+//! the files.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -22,21 +18,53 @@ use crate::types::{Entry, LogId, TypeConfig, Vote};
 /// An in-memory Raft log. Clones share the same log (the reader is a clone).
 #[derive(Clone, Default)]
 pub struct MemLogStore {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<LogCache>>,
+    /// When set, entries are also written to ZooKeeper's txn log and reported
+    /// flushed only after its fsync.
+    disk: Option<Arc<Mutex<crate::durable::DiskLog>>>,
 }
 
+impl MemLogStore {
+    pub fn durable(disk: crate::durable::DiskLog) -> MemLogStore {
+        MemLogStore {
+            inner: Arc::default(),
+            disk: Some(Arc::new(Mutex::new(disk))),
+        }
+    }
+}
+
+/// Recent log entries with consecutive indexes, and what was purged before them.
 #[derive(Default)]
-struct Inner {
-    last_purged: Option<LogId>,
+pub(crate) struct LogCache {
+    pub(crate) last_purged: Option<LogId>,
     /// Entries with consecutive indexes; the front one has index `first_index`.
     entries: VecDeque<Entry>,
     first_index: u64,
-    committed: Option<LogId>,
+    pub(crate) committed: Option<LogId>,
     vote: Option<Vote>,
 }
 
-impl Inner {
-    fn range(&self, range: impl RangeBounds<u64>) -> Vec<Entry> {
+impl LogCache {
+    /// A cache for a log whose entries up to `last` are all purged (applied by the server's
+    /// recovery before start).
+    pub(crate) fn purged_up_to(last: Option<LogId>) -> LogCache {
+        LogCache {
+            first_index: last.map_or(0, |id| id.index + 1),
+            last_purged: last,
+            committed: last,
+            ..LogCache::default()
+        }
+    }
+
+    pub(crate) fn log_state(&self) -> LogState<TypeConfig> {
+        let last = self.entries.back().map(|e| e.log_id());
+        LogState {
+            last_purged_log_id: self.last_purged,
+            last_log_id: last.or(self.last_purged),
+        }
+    }
+
+    pub(crate) fn range(&self, range: impl RangeBounds<u64>) -> Vec<Entry> {
         let end_of_log = self.first_index + self.entries.len() as u64;
         let start = match range.start_bound() {
             Bound::Included(&i) => i,
@@ -57,9 +85,9 @@ impl Inner {
         self.entries.range(lo..hi).cloned().collect()
     }
 
-    fn append(&mut self, entry: Entry) -> io::Result<()> {
+    pub(crate) fn append(&mut self, entry: Entry) -> io::Result<()> {
         let index = entry.index();
-        if self.entries.is_empty() {
+        if self.entries.is_empty() && self.last_purged.is_none() {
             self.first_index = index;
         } else {
             let expected = self.first_index + self.entries.len() as u64;
@@ -71,6 +99,22 @@ impl Inner {
         }
         self.entries.push_back(entry);
         Ok(())
+    }
+
+    /// Drops the entries after `last_log_id`.
+    pub(crate) fn truncate_after(&mut self, last_log_id: Option<LogId>) {
+        let keep_until = last_log_id.map_or(0, |id| id.index + 1);
+        let keep = keep_until.saturating_sub(self.first_index) as usize;
+        self.entries.truncate(keep);
+    }
+
+    /// Drops the entries up to and including `log_id`.
+    pub(crate) fn purge(&mut self, log_id: LogId) {
+        let drop = (log_id.index + 1).saturating_sub(self.first_index) as usize;
+        let drop = drop.min(self.entries.len());
+        self.entries.drain(..drop);
+        self.first_index = log_id.index + 1;
+        self.last_purged = Some(log_id);
     }
 }
 
@@ -91,12 +135,7 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let inner = self.inner.lock();
-        let last = inner.entries.back().map(|e| e.log_id());
-        Ok(LogState {
-            last_purged_log_id: inner.last_purged,
-            last_log_id: last.or(inner.last_purged),
-        })
+        Ok(self.inner.lock().log_state())
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -126,32 +165,30 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
         {
             let mut inner = self.inner.lock();
-            for entry in entries {
-                inner.append(entry)?;
+            for entry in &entries {
+                inner.append(entry.clone())?;
             }
         }
-        // Memory is "flushed" as soon as it is written.
-        callback.io_completed(Ok(()));
+        match &self.disk {
+            // Entries stay readable from memory; the flush is reported once
+            // the txn log's fsync covers them.
+            Some(disk) => disk.lock().append(&entries, callback)?,
+            // Memory is "flushed" as soon as it is written.
+            None => callback.io_completed(Ok(())),
+        }
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let mut inner = self.inner.lock();
-        let keep_until = last_log_id.map_or(0, |id| id.index + 1);
-        let keep = keep_until.saturating_sub(inner.first_index) as usize;
-        inner.entries.truncate(keep);
+        self.inner.lock().truncate_after(last_log_id);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let mut inner = self.inner.lock();
-        let drop = (log_id.index + 1).saturating_sub(inner.first_index) as usize;
-        let drop = drop.min(inner.entries.len());
-        inner.entries.drain(..drop);
-        inner.first_index = log_id.index + 1;
-        inner.last_purged = Some(log_id);
+        self.inner.lock().purge(log_id);
         Ok(())
     }
 }
@@ -177,7 +214,7 @@ mod tests {
 
     #[test]
     fn range_reads_clamp_to_what_the_log_holds() {
-        let mut inner = Inner::default();
+        let mut inner = LogCache::default();
         for i in 3..8 {
             inner.append(entry(1, i)).expect("append");
         }
@@ -190,7 +227,7 @@ mod tests {
 
     #[test]
     fn append_rejects_a_gap() {
-        let mut inner = Inner::default();
+        let mut inner = LogCache::default();
         inner.append(entry(1, 0)).expect("append");
         assert!(inner.append(entry(1, 2)).is_err());
     }

@@ -16,6 +16,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use parking_lot::Mutex;
 
+use crate::durable_log::Resume;
 use crate::types::{term_of, LogId, Snapshot, SnapshotMeta, StoredMembership, Txn, TypeConfig};
 use crate::zxid::TermClock;
 use crate::Applier;
@@ -37,14 +38,46 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    pub fn new(applier: Arc<dyn Applier>, last_applied_zxid: Arc<AtomicI64>) -> Self {
+    pub fn new(
+        applier: Arc<dyn Applier>,
+        last_applied_zxid: Arc<AtomicI64>,
+        clock: TermClock,
+    ) -> Self {
         StateMachine {
             applier,
             last_applied_zxid,
             last_applied: None,
             membership: StoredMembership::default(),
-            clock: TermClock::default(),
+            clock,
             current_snapshot: Arc::default(),
+        }
+    }
+
+    /// A state machine that has applied everything up to `last_applied` (by the server's own
+    /// recovery), with a snapshot there so that openraft reads no older entry.
+    pub fn resumed(
+        applier: Arc<dyn Applier>,
+        last_applied_zxid: Arc<AtomicI64>,
+        recovered_zxid: i64,
+        resume: Resume,
+    ) -> Self {
+        last_applied_zxid.store(recovered_zxid, Ordering::Release);
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(resume.last_applied),
+                last_membership: resume.membership.clone(),
+            },
+            snapshot: SnapshotData {
+                clock: resume.clock,
+            },
+        };
+        StateMachine {
+            applier,
+            last_applied_zxid,
+            last_applied: Some(resume.last_applied),
+            membership: resume.membership,
+            clock: resume.clock,
+            current_snapshot: Arc::new(Mutex::new(Some(snapshot))),
         }
     }
 }

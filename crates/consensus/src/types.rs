@@ -44,7 +44,14 @@ pub type Snapshot<D> = openraft::alias::SnapshotOf<TypeConfig, D>;
 pub type WriteResult = openraft::raft::ClientWriteResult<TypeConfig>;
 pub type WriteResponder = openraft::impls::ProgressResponder<TypeConfig, WriteResult>;
 
+pub type CommittedLeaderId = openraft::alias::CommittedLeaderIdOf<TypeConfig>;
+
 /// The term of a log id.
 pub fn term_of(log_id: &LogId) -> u64 {
     log_id.leader_id.term
+}
+
+/// The log id of the entry at `index`, written in `term`.
+pub fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term), index)
 }

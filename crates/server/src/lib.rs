@@ -6,6 +6,7 @@ pub mod conn;
 mod containers;
 mod fourlw;
 mod multi;
+pub mod persist;
 pub mod pipeline;
 mod reads;
 pub mod session;
@@ -13,8 +14,9 @@ pub mod watches;
 
 use bytes::Bytes;
 use ensemble_config::Config;
-use ensemble_consensus::Consensus;
+use ensemble_consensus::{Consensus, DurableLog};
 use ensemble_proto::{Jute, Writer};
+use ensemble_storage::TxnLogOptions;
 use ensemble_tree::{DataTree, Prep, PrepOptions};
 use parking_lot::{Mutex, RwLock};
 use pipeline::{PendingQueue, TreeApplier, WriteReq};
@@ -53,6 +55,8 @@ pub enum ServerError {
     },
     #[error("consensus failed to start: {0}")]
     Consensus(String),
+    #[error("cannot load the data directory: {0}")]
+    Storage(String),
 }
 
 /// State shared by every task of a server.
@@ -65,6 +69,7 @@ pub struct Shared {
     pub pending: Mutex<PendingQueue>,
     prep_tx: mpsc::UnboundedSender<WriteReq>,
     consensus: OnceLock<Consensus>,
+    pub snapshotter: persist::Snapshotter,
     next_conn: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     started: Instant,
@@ -164,6 +169,16 @@ impl Server {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        if !config.force_sync {
+            warn!("forceSync=no: txns are acknowledged before they reach the disk");
+        }
+        let recovered = {
+            let cfg = config.clone();
+            tokio::task::spawn_blocking(move || persist::load(&cfg))
+                .await
+                .map_err(|e| ServerError::Storage(e.to_string()))?
+                .map_err(|e| ServerError::Storage(e.to_string()))?
+        };
         let addr = config.client_addr();
         let listener = TcpListener::bind(addr)
             .await
@@ -184,14 +199,21 @@ impl Server {
             enforce_quota: config.enforce_quota,
             ..PrepOptions::default()
         });
+        let mut sessions = SessionTable::new(config.tick_time as u64, first_session);
+        for (&id, &timeout) in &recovered.sessions {
+            // A restored session gets a full timeout to reconnect.
+            sessions.add(id, timeout, 0, None);
+        }
+        let recovered_zxid = recovered.last_zxid;
         let shared = Arc::new(Shared {
-            tree: RwLock::new(DataTree::new()),
+            tree: RwLock::new(recovered.tree),
             watches: Mutex::new(WatchManager::default()),
-            sessions: Mutex::new(SessionTable::new(config.tick_time as u64, first_session)),
+            sessions: Mutex::new(sessions),
             prep: Mutex::new(prep),
             pending: Mutex::new(PendingQueue::default()),
             prep_tx,
             consensus: OnceLock::new(),
+            snapshotter: persist::Snapshotter::new(&config),
             next_conn: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
             started,
@@ -200,14 +222,30 @@ impl Server {
         let applier = Arc::new(TreeApplier {
             shared: Arc::downgrade(&shared),
         });
-        let consensus = Consensus::start_standalone(STANDALONE_SERVER_ID, applier)
-            .await
-            .map_err(|e| ServerError::Consensus(e.to_string()))?;
+        let log = DurableLog {
+            data_dir: shared.config.data_dir.clone(),
+            data_log_dir: shared.config.txn_log_dir().to_path_buf(),
+            options: TxnLogOptions {
+                pre_alloc_size: shared.config.pre_alloc_size,
+                force_sync: shared.config.force_sync,
+                fsync_warning_threshold: Duration::from_millis(
+                    shared.config.fsync_warning_threshold_ms,
+                ),
+                size_limit: shared.config.txn_log_size_limit,
+            },
+            snap_count: shared.config.snap_count,
+        };
+        let consensus =
+            Consensus::start_standalone_durable(STANDALONE_SERVER_ID, applier, log, recovered_zxid)
+                .await
+                .map_err(|e| ServerError::Consensus(e.to_string()))?;
         let _ = shared.consensus.set(consensus);
 
         tokio::spawn(pipeline::prep_task(shared.clone(), prep_rx));
         tokio::spawn(session_ticker(shared.clone()));
         tokio::spawn(containers::container_task(shared.clone()));
+        tokio::spawn(persist::snapshot_task(shared.clone()));
+        tokio::spawn(persist::purge_task(shared.clone()));
         tokio::spawn(accept_loop(shared.clone(), listener));
         info!("serving clients on {addr}");
         Ok(Server { shared, addr })

@@ -217,6 +217,7 @@ impl ensemble_consensus::Applier for TreeApplier {
             }
         };
         let pending = shared.pending.lock().take(hdr.client_id, hdr.cxid);
+        shared.snapshotter.applied(payload.len() as u64);
 
         let mut tree = shared.tree.write();
         let outcome = tree.apply(&hdr, &body);

@@ -1,0 +1,148 @@
+//! The server's side of durability: recovery at startup (newest valid
+//! snapshot plus the txn logs after it, via `ensemble_storage`), a snapshot
+//! every `snapCount` txns (ZooKeeper's randomised point) written in the
+//! background from a copy of the tree, and autopurge. The txn log itself is
+//! written by the consensus log store, before any txn is applied or answered.
+
+use crate::Shared;
+use ensemble_config::Config;
+use ensemble_storage::{
+    purge, recover, write_snapshot, Compression, Recovered, SnapshotTrigger, StorageError,
+};
+use ensemble_tree::DataTree;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+/// Loads the data directory. A fresh one gets `snapshot.0`, as ZooKeeper
+/// writes on its first start.
+pub fn load(config: &Config) -> Result<Recovered, StorageError> {
+    let started = Instant::now();
+    let data_dir = config.data_dir.clone();
+    let log_dir = config.txn_log_dir().to_path_buf();
+    let recovered = recover(&data_dir, &log_dir)?;
+    if recovered.fresh {
+        write_snapshot(&data_dir, &recovered.tree, &[], 0, compression(config))?;
+    } else {
+        info!(
+            "loaded {} znodes and {} sessions up to zxid 0x{:x} from {} (snapshot {}, {} txns replayed{}) in {} ms",
+            recovered.tree.node_count(),
+            recovered.sessions.len(),
+            recovered.last_zxid,
+            data_dir.display(),
+            recovered
+                .snapshot
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none".into()),
+            recovered.txns_replayed,
+            if recovered.torn_tail_truncated {
+                ", a torn last record truncated"
+            } else {
+                ""
+            },
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(recovered)
+}
+
+pub fn compression(config: &Config) -> Compression {
+    Compression::from_config(&config.snapshot_compression_method)
+}
+
+/// Counts applied txns and asks for a snapshot at ZooKeeper's randomised
+/// point; at most one snapshot is written at a time.
+pub struct Snapshotter {
+    trigger: Mutex<SnapshotTrigger>,
+    wake: Notify,
+    busy: AtomicBool,
+}
+
+impl Snapshotter {
+    pub fn new(config: &Config) -> Snapshotter {
+        Snapshotter {
+            trigger: Mutex::new(SnapshotTrigger::new(
+                config.snap_count,
+                config.snap_size_limit,
+            )),
+            wake: Notify::new(),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    /// Called by apply for every txn, with the size of its log record.
+    pub fn applied(&self, bytes: u64) {
+        let mut t = self.trigger.lock();
+        t.record_append(bytes);
+        if t.should_snapshot() {
+            t.reset();
+            if self.busy.load(Ordering::Acquire) {
+                warn!("too busy to snapshot, skipping");
+            } else {
+                self.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// Writes a snapshot whenever `Snapshotter` asks for one. The copy of the tree
+/// is taken under the read lock, so the snapshot is exact at its zxid; the
+/// file is written without holding any lock.
+pub async fn snapshot_task(shared: Arc<Shared>) {
+    let snapper = &shared.snapshotter;
+    loop {
+        snapper.wake.notified().await;
+        snapper.busy.store(true, Ordering::Release);
+        let (tree, sessions): (DataTree, Vec<(i64, i32)>) = {
+            let tree = shared.tree.read();
+            let sessions = shared.sessions.lock().list();
+            (tree.clone(), sessions)
+        };
+        let zxid = tree.last_zxid();
+        let dir = shared.config.data_dir.clone();
+        let comp = compression(&shared.config);
+        let started = Instant::now();
+        let result =
+            tokio::task::spawn_blocking(move || write_snapshot(&dir, &tree, &sessions, zxid, comp))
+                .await;
+        match result {
+            Ok(Ok(path)) => info!(
+                "wrote snapshot {} in {} ms",
+                path.display(),
+                started.elapsed().as_millis()
+            ),
+            Ok(Err(e)) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
+            Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
+        }
+        snapper.busy.store(false, Ordering::Release);
+    }
+}
+
+/// `autopurge.purgeInterval` hours apart, keeps `autopurge.snapRetainCount`
+/// snapshots and the logs they need, as ZooKeeper's DatadirCleanupManager.
+pub async fn purge_task(shared: Arc<Shared>) {
+    let hours = shared.config.autopurge_purge_interval;
+    if hours == 0 {
+        return;
+    }
+    let every = Duration::from_secs(u64::from(hours) * 3600);
+    loop {
+        tokio::time::sleep(every).await;
+        let data_dir = shared.config.data_dir.clone();
+        let log_dir = shared.config.txn_log_dir().to_path_buf();
+        let retain = shared.config.autopurge_snap_retain_count as usize;
+        match tokio::task::spawn_blocking(move || purge(&data_dir, &log_dir, retain)).await {
+            Ok(Ok(r)) => info!(
+                "purged {} snapshots and {} logs",
+                r.removed_snapshots.len(),
+                r.removed_logs.len()
+            ),
+            Ok(Err(e)) => warn!("purge failed: {e}"),
+            Err(e) => warn!("purge failed: {e}"),
+        }
+    }
+}
