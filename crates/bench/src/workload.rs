@@ -1,0 +1,243 @@
+//! What a worker sends: the names of the znodes each workload touches, the
+//! setup phase that creates the keys a workload needs, and the worker loop.
+
+use crate::report::WorkerStats;
+use crate::{BenchArgs, Workload};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use zookeeper_client as zk;
+
+/// Requests kept outstanding per session while creating keys in setup.
+const SETUP_PIPELINE: usize = 16;
+
+/// The shared, read-mostly description of one run.
+pub struct Plan {
+    pub workload: Workload,
+    pub prefix: String,
+    pub data: Vec<u8>,
+    pub keys: u64,
+    pub read_ratio: f64,
+    /// For `--ops` runs and for delete: how many requests may be issued.
+    pub limit: Option<u64>,
+    /// Requests issued so far, and the index of the next unique name.
+    issued: AtomicU64,
+    /// Distinguishes the names this run creates from those of earlier runs.
+    pub tag: String,
+}
+
+impl Plan {
+    pub fn new(args: &BenchArgs) -> Plan {
+        let limit = match args.workload {
+            Workload::Delete => Some(args.ops.unwrap_or(args.keys)),
+            _ => args.ops,
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Plan {
+            workload: args.workload,
+            prefix: args.prefix.clone(),
+            data: vec![b'x'; args.value_size],
+            keys: args.keys,
+            read_ratio: args.read_ratio,
+            limit,
+            issued: AtomicU64::new(0),
+            tag: format!("{:x}", (nanos as u64) ^ u64::from(std::process::id())),
+        }
+    }
+
+    /// A key of the read/write/mixed key space.
+    pub fn key(&self, i: u64) -> String {
+        format!("{}/k{i}", self.prefix)
+    }
+
+    /// The n-th unique name of this run (create, populate, delete).
+    pub fn unique(&self, n: u64) -> String {
+        let letter = match self.workload {
+            Workload::Populate => 'p',
+            Workload::Delete => 'd',
+            _ => 'c',
+        };
+        format!("{}/{letter}{}-{n}", self.prefix, self.tag)
+    }
+
+    /// Claims the next request; `None` once `limit` requests were issued.
+    fn claim(&self) -> Option<u64> {
+        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        match self.limit {
+            Some(limit) if n >= limit => None,
+            _ => Some(n),
+        }
+    }
+}
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+/// Creates the prefix, and the keys (read, write, mixed) or the znodes to
+/// delete (delete) that the measured phase needs. Existing keys are kept.
+pub async fn setup(clients: &[zk::Client], plan: &Arc<Plan>, quiet: bool) -> Result<(), String> {
+    let first = clients.first().ok_or("no sessions")?;
+    first
+        .mkdir(&plan.prefix, &persistent())
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", plan.prefix))?;
+    let (count, name): (u64, fn(&Plan, u64) -> String) = match plan.workload {
+        Workload::Read | Workload::Write | Workload::Mixed => (plan.keys, Plan::key),
+        Workload::Delete => (plan.limit.unwrap_or(plan.keys), Plan::unique),
+        Workload::Create | Workload::Populate => return Ok(()),
+    };
+    if !quiet {
+        eprintln!("setup: creating {count} znodes under {}", plan.prefix);
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for client in clients {
+        for _ in 0..SETUP_PIPELINE {
+            let (client, plan, next) = (client.clone(), plan.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let options = persistent();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return Ok(());
+                    }
+                    let path = name(&plan, i);
+                    match client.create(&path, &plan.data, &options).await {
+                        Ok(_) | Err(zk::Error::NodeExists) => {}
+                        Err(e) => return Err(format!("setup: cannot create {path}: {e}")),
+                    }
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await
+            .map_err(|e| format!("setup task failed: {e}"))??;
+    }
+    Ok(())
+}
+
+/// One outstanding request slot of one session.
+pub struct Worker {
+    pub client: zk::Client,
+    pub plan: Arc<Plan>,
+    pub stop: Arc<AtomicBool>,
+    pub done: Arc<AtomicU64>,
+    pub failed: Arc<AtomicU64>,
+    pub seed: u64,
+}
+
+impl Worker {
+    pub async fn run(self) -> WorkerStats {
+        let mut stats = WorkerStats::new();
+        let mut rng = XorShift::new(self.seed);
+        let plan = &*self.plan;
+        let options = persistent();
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(n) = plan.claim() else { break };
+            let started = Instant::now();
+            let result = match plan.workload {
+                Workload::Read => self
+                    .client
+                    .get_data(&plan.key(rng.below(plan.keys)))
+                    .await
+                    .map(drop),
+                Workload::Write => self
+                    .client
+                    .set_data(&plan.key(rng.below(plan.keys)), &plan.data, None)
+                    .await
+                    .map(drop),
+                Workload::Mixed => {
+                    let path = plan.key(rng.below(plan.keys));
+                    if rng.unit() < plan.read_ratio {
+                        self.client.get_data(&path).await.map(drop)
+                    } else {
+                        self.client
+                            .set_data(&path, &plan.data, None)
+                            .await
+                            .map(drop)
+                    }
+                }
+                Workload::Create | Workload::Populate => self
+                    .client
+                    .create(&plan.unique(n), &plan.data, &options)
+                    .await
+                    .map(drop),
+                Workload::Delete => self.client.delete(&plan.unique(n), None).await,
+            };
+            let micros = started.elapsed().as_micros() as u64;
+            match result {
+                Ok(()) => {
+                    stats.record(micros);
+                    self.done.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats.error(&e);
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    if matches!(e, zk::Error::SessionExpired | zk::Error::ClientClosed) {
+                        break;
+                    }
+                }
+            }
+        }
+        stats
+    }
+}
+
+/// A small, fast generator for key choice; quality beyond uniformity is not needed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> XorShift {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xorshift_keys_stay_in_range_and_vary() {
+        let mut rng = XorShift::new(3);
+        let picks: Vec<u64> = (0..1000).map(|_| rng.below(10)).collect();
+        assert!(picks.iter().all(|&k| k < 10));
+        assert!((0..10).all(|k| picks.contains(&k)));
+    }
+
+    #[test]
+    fn delete_runs_are_limited_to_the_prepared_znodes() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let cli = Cli::parse_from(["bench", "--workload", "delete", "--keys", "3"]);
+        let plan = Plan::new(&cli.bench);
+        let claimed: Vec<u64> = std::iter::from_fn(|| plan.claim()).collect();
+        assert_eq!(claimed, vec![0, 1, 2]);
+        assert!(plan.unique(1).starts_with("/bench/d"));
+    }
+}
