@@ -475,7 +475,8 @@ impl Writer {
         let (term, index) = (term_of(&entry.log_id), entry.log_id.index);
         if self.clock.position().map(|(t, _)| t) != Some(term) {
             // Before the term's first record can reach the disk.
-            self.shared.update_side(|s| s.record_term_start(term, index))?;
+            self.shared
+                .update_side(|s| s.record_term_start(term, index))?;
         }
         let zxid = self.clock.next(term, index).map_err(io::Error::other)?;
         let (header, txn) = match &entry.payload {
@@ -540,7 +541,12 @@ impl Writer {
                         "cannot truncate the txn log after {at}: the start of term {term} is unknown"
                     ))
                 })?;
-                zxid::zxid(term, at.index + 1 - start).map_err(io::Error::other)?
+                let counter = (at.index + 1).checked_sub(start).ok_or_else(|| {
+                    io::Error::other(format!(
+                        "cannot truncate the txn log after {at}: term {term} starts at {start}"
+                    ))
+                })?;
+                zxid::zxid(term, counter).map_err(io::Error::other)?
             }
         };
         let membership_at = *self.shared.side.lock().membership.log_id();
@@ -633,7 +639,114 @@ fn error_header(zxid: i64) -> TxnHeader {
 
 #[cfg(test)]
 mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::type_config::TypeConfigExt;
+
     use super::*;
+    use ensemble_proto::{SetDataTxn, Writer};
+
+    fn normal(term: u64, index: u64) -> Entry {
+        let mut w = Writer::new();
+        TxnHeader {
+            client_id: 1,
+            cxid: index as i32,
+            zxid: 0,
+            time: 0,
+            r#type: op::SET_DATA,
+        }
+        .write(&mut w);
+        SetDataTxn {
+            path: "/a".into(),
+            data: None,
+            version: 0,
+        }
+        .write(&mut w);
+        Entry::new_normal(log_id(term, index), Txn(w.into_bytes()))
+    }
+
+    fn blank(term: u64, index: u64) -> Entry {
+        Entry::new_blank(log_id(term, index))
+    }
+
+    async fn append(store: &mut DurableLogStore, entries: Vec<Entry>) {
+        let (tx, rx) = TypeConfig::oneshot();
+        store
+            .append(entries, IOFlushed::signal(tx))
+            .await
+            .expect("append");
+        rx.await.expect("flushed").expect("fsync");
+    }
+
+    fn zxids_on_disk(log: &DurableLog) -> Vec<i64> {
+        TxnLogReader::open(&log.data_log_dir, 0)
+            .expect("open")
+            .map(|e| e.expect("record").header.zxid)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn truncation_cuts_the_txn_log_after_the_kept_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = DurableLog {
+            data_dir: dir.path().join("data"),
+            data_log_dir: dir.path().join("log"),
+            options: ensemble_storage::TxnLogOptions {
+                pre_alloc_size: 4096,
+                ..Default::default()
+            },
+            // Rolls within the entries, so the cut removes whole files too.
+            snap_count: 4,
+        };
+        let (mut store, handle, resume) = open(1, &log, 0).expect("open");
+        assert!(resume.is_none());
+        let membership = Membership::new_with_defaults(vec![[1].into()], []);
+        let mut entries = vec![Entry::new_membership(log_id(0, 0), membership), blank(1, 1)];
+        entries.extend((2..=6).map(|i| normal(1, i)));
+        entries.push(blank(2, 7));
+        entries.extend((8..=9).map(|i| normal(2, i)));
+        append(&mut store, entries).await;
+        assert_eq!(
+            zxids_on_disk(&log),
+            vec![
+                0x1,
+                0x1_0000_0001,
+                0x1_0000_0002,
+                0x1_0000_0003,
+                0x1_0000_0004,
+                0x1_0000_0005,
+                0x1_0000_0006,
+                0x2_0000_0001,
+                0x2_0000_0002,
+                0x2_0000_0003,
+            ]
+        );
+
+        store
+            .truncate_after(Some(log_id(1, 4)))
+            .await
+            .expect("truncate");
+        let kept = vec![
+            0x1,
+            0x1_0000_0001,
+            0x1_0000_0002,
+            0x1_0000_0003,
+            0x1_0000_0004,
+        ];
+        assert_eq!(zxids_on_disk(&log), kept);
+        assert_eq!(store.shared.side.lock().term_starts, vec![(0, 0), (1, 1)]);
+
+        // The log continues after the cut with a new term.
+        append(&mut store, vec![blank(3, 5), normal(3, 6)]).await;
+        let mut expected = kept;
+        expected.extend([0x3_0000_0001, 0x3_0000_0002]);
+        assert_eq!(zxids_on_disk(&log), expected);
+
+        // The membership change's config is only in the side file: not cut.
+        let err = store.truncate_after(None).await.expect_err("refused");
+        assert!(err.to_string().contains("membership"), "{err}");
+        handle.stop().await;
+        assert_eq!(zxids_on_disk(&log), expected);
+    }
 
     #[test]
     fn a_recovered_zxid_maps_to_its_log_index_through_the_term_start() {
@@ -646,8 +759,7 @@ mod tests {
             Membership::new_with_defaults(vec![[1].into()], []),
         );
         stored.term_starts = vec![(0, 0), (1, 1), (3, 40), (4, 60)];
-        let (state, resume) =
-            resume_at(1, Some(stored), 0x3_0000_0005, Path::new("ensemble.raft"));
+        let (state, resume) = resume_at(1, Some(stored), 0x3_0000_0005, Path::new("ensemble.raft"));
         assert_eq!(resume.last_applied, log_id(3, 44));
         assert_eq!(resume.clock, TermClock::resume(3, 40));
         // Term 4 never reached the log: forgotten.

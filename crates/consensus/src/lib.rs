@@ -23,33 +23,35 @@
 //! Not done yet: a leader whose counter nears 2^32 must step down (today applying such an entry
 //! stops the group with a fatal error).
 
-mod durable;
+mod durable_log;
 mod log_store;
 mod network;
 mod proposer;
+mod side_file;
 mod state_machine;
 mod types;
 pub mod zxid;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::errors::ClientWriteError;
+use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
-pub use crate::durable::DurableLog;
+use crate::durable_log::DurableLogHandle;
+pub use crate::durable_log::LogStats;
 use crate::log_store::MemLogStore;
 use crate::network::PeerNetwork;
 use crate::proposer::Proposer;
+pub use crate::side_file::SIDE_FILE_NAME;
 use crate::state_machine::StateMachine;
 use crate::types::{term_of, Raft, TypeConfig};
-
-pub use crate::side_file::SIDE_FILE_NAME;
-use crate::zxid::TermClock;
 
 /// Receives committed entries. Called in log order, exactly once per entry, never concurrently.
 pub trait Applier: Send + Sync + 'static {
@@ -111,42 +113,7 @@ impl Consensus {
         server_id: u64,
         applier: Arc<dyn Applier>,
     ) -> Result<Consensus, ConsensusError> {
-        Self::start_standalone_with(
-            server_id,
-            applier,
-            standalone_config(),
-            MemLogStore::default(),
-            TermClock::default(),
-        )
-        .await
-    }
-
-    /// Starts the single-member group on ZooKeeper's txn log in
-    /// `log.data_log_dir`. `recovered_zxid` is the last zxid the server
-    /// recovered from that directory (0 when empty): the new group's zxids
-    /// start in the epoch above it, so they stay increasing across restarts.
-    pub async fn start_standalone_durable(
-        server_id: u64,
-        applier: Arc<dyn Applier>,
-        log: DurableLog,
-        recovered_zxid: i64,
-    ) -> Result<Consensus, ConsensusError> {
-        let epoch_base = if recovered_zxid > 0 {
-            zxid::epoch_of(recovered_zxid) + 1
-        } else {
-            0
-        };
-        let clock = TermClock::with_epoch_base(epoch_base);
-        let disk = durable::DiskLog::open(&log, clock)
-            .map_err(|e| ConsensusError::Fatal(format!("cannot open the txn log: {e}")))?;
-        Self::start_standalone_with(
-            server_id,
-            applier,
-            standalone_config(),
-            MemLogStore::durable(disk),
-            clock,
-        )
-        .await
+        Self::start_standalone_with(server_id, applier, standalone_config()).await
     }
 
     async fn start_standalone_with(
@@ -157,7 +124,15 @@ impl Consensus {
         let last_applied_zxid = Arc::new(AtomicI64::new(0));
         let state_machine = StateMachine::new(applier, last_applied_zxid.clone());
         let log_store = MemLogStore::default();
-        Self::start(server_id, config, log_store, state_machine, last_applied_zxid, None).await
+        Self::start(
+            server_id,
+            config,
+            log_store,
+            state_machine,
+            last_applied_zxid,
+            None,
+        )
+        .await
     }
 
     /// Starts the single-member group on a durable log: ZooKeeper's txn log in
@@ -175,14 +150,7 @@ impl Consensus {
         log: DurableLog,
         recovered_zxid: i64,
     ) -> Result<Consensus, ConsensusError> {
-        Self::start_durable_with(
-            server_id,
-            applier,
-            log,
-            recovered_zxid,
-            standalone_config(),
-        )
-        .await
+        Self::start_durable_with(server_id, applier, log, recovered_zxid, standalone_config()).await
     }
 
     async fn start_durable_with(
@@ -195,15 +163,12 @@ impl Consensus {
         let (log_store, handle, resume) = durable_log::open(server_id, &log, recovered_zxid)?;
         let last_applied_zxid = Arc::new(AtomicI64::new(0));
         let state_machine = match resume {
-            Some(resume) => StateMachine::resumed(
-                applier,
-                last_applied_zxid.clone(),
-                recovered_zxid,
-                resume,
-            ),
+            Some(resume) => {
+                StateMachine::resumed(applier, last_applied_zxid.clone(), recovered_zxid, resume)
+            }
             None => StateMachine::new(applier, last_applied_zxid.clone()),
         };
-        let started = Self::start(
+        Self::start(
             server_id,
             config,
             log_store,
@@ -211,8 +176,7 @@ impl Consensus {
             last_applied_zxid,
             Some(handle),
         )
-        .await;
-        started
+        .await
     }
 
     async fn start<LS: RaftLogStorage<TypeConfig>>(
@@ -230,8 +194,7 @@ impl Consensus {
                 return Err(ConsensusError::Fatal(format!("raft config: {e}")));
             }
         };
-        let raft = match Raft::new(server_id, config, PeerNetwork, log_store, state_machine).await
-        {
+        let raft = match Raft::new(server_id, config, PeerNetwork, log_store, state_machine).await {
             Ok(raft) => raft,
             Err(e) => {
                 stop_log(&log).await;
@@ -355,8 +318,8 @@ fn standalone_config() -> Config {
         cluster_name: "ensemble".to_string(),
         // Snapshots carry only the zxid clock for now; they exist so the in-memory log can be
         // purged. Keep enough entries after the snapshot for a future follower to catch up from.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(50_000),
-        max_in_snapshot_log_to_keep: 10_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
+        max_in_snapshot_log_to_keep: 2_000,
         purge_batch_size: 1024,
         // A restarted member holds a new election, so its first entry opens a new zxid epoch
         // instead of continuing the old term.
@@ -400,15 +363,9 @@ mod tests {
             purge_batch_size: 1,
             ..standalone_config()
         };
-        let consensus = Consensus::start_standalone_with(
-            1,
-            recorder.clone(),
-            config,
-            MemLogStore::default(),
-            TermClock::default(),
-        )
-        .await
-        .expect("start");
+        let consensus = Consensus::start_standalone_with(1, recorder.clone(), config)
+            .await
+            .expect("start");
         let pending: Vec<_> = (0..1000u32)
             .map(|i| consensus.propose(Bytes::from(i.to_be_bytes().to_vec())))
             .collect();
@@ -427,5 +384,73 @@ mod tests {
             .expect("log purged");
         assert!(metrics.snapshot.is_some());
         consensus.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn durable_log_cache_is_purged_behind_snapshots_and_restarts_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = DurableLog {
+            data_dir: dir.path().to_path_buf(),
+            data_log_dir: dir.path().to_path_buf(),
+            options: ensemble_storage::TxnLogOptions {
+                pre_alloc_size: 64 * 1024,
+                force_sync: false,
+                ..Default::default()
+            },
+            snap_count: 100_000,
+        };
+        let config = Config {
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(100),
+            max_in_snapshot_log_to_keep: 10,
+            purge_batch_size: 1,
+            ..standalone_config()
+        };
+        let payload = |i: i32| {
+            let header = ensemble_proto::TxnHeader {
+                client_id: 1,
+                cxid: i,
+                zxid: 0,
+                time: 0,
+                r#type: ensemble_proto::op::ERROR,
+            };
+            let mut w = ensemble_proto::Writer::new();
+            ensemble_proto::Jute::write(&header, &mut w);
+            ensemble_proto::Jute::write(&ensemble_proto::ErrorTxn { err: i }, &mut w);
+            w.into_bytes()
+        };
+        let mut recovered = 0;
+        for round in 0..2 {
+            let recorder = Arc::new(Recorder::default());
+            let consensus = Consensus::start_durable_with(
+                1,
+                recorder.clone(),
+                log.clone(),
+                recovered,
+                config.clone(),
+            )
+            .await
+            .expect("start");
+            let pending: Vec<_> = (0..1000).map(|i| consensus.propose(payload(i))).collect();
+            let zxids = futures_util::future::try_join_all(pending)
+                .await
+                .expect("proposals");
+            // Each start is a new term; its blank entry takes counter 1.
+            let epoch = round + 1;
+            let expected: Vec<i64> = (0..1000).map(|i| (epoch << 32) + 2 + i).collect();
+            assert!(zxids == expected, "round {round}: from 0x{:x}", zxids[0]);
+            assert_eq!(recorder.0.lock().len(), 1000);
+            consensus
+                .inner
+                .raft
+                .wait(Some(Duration::from_secs(5)))
+                .metrics(|m| m.purged.is_some_and(|p| p.index > 500), "log purged")
+                .await
+                .expect("log purged");
+            consensus.shutdown().await;
+            recovered = ensemble_storage::txnlog::last_logged_zxid(&log.data_log_dir)
+                .expect("read log")
+                .unwrap_or(0);
+            assert_eq!(recovered, *expected.last().unwrap_or(&0));
+        }
     }
 }

@@ -19,18 +19,6 @@ use crate::types::{Entry, LogId, TypeConfig, Vote};
 #[derive(Clone, Default)]
 pub struct MemLogStore {
     inner: Arc<Mutex<LogCache>>,
-    /// When set, entries are also written to ZooKeeper's txn log and reported
-    /// flushed only after its fsync.
-    disk: Option<Arc<Mutex<crate::durable::DiskLog>>>,
-}
-
-impl MemLogStore {
-    pub fn durable(disk: crate::durable::DiskLog) -> MemLogStore {
-        MemLogStore {
-            inner: Arc::default(),
-            disk: Some(Arc::new(Mutex::new(disk))),
-        }
-    }
 }
 
 /// Recent log entries with consecutive indexes, and what was purged before them.
@@ -165,20 +153,14 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
         {
             let mut inner = self.inner.lock();
-            for entry in &entries {
-                inner.append(entry.clone())?;
+            for entry in entries {
+                inner.append(entry)?;
             }
         }
-        match &self.disk {
-            // Entries stay readable from memory; the flush is reported once
-            // the txn log's fsync covers them.
-            Some(disk) => disk.lock().append(&entries, callback)?,
-            // Memory is "flushed" as soon as it is written.
-            None => callback.io_completed(Ok(())),
-        }
+        // Memory is "flushed" as soon as it is written.
+        callback.io_completed(Ok(()));
         Ok(())
     }
 

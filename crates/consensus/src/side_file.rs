@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use openraft::{BasicNode, Membership};
 
-use crate::types::{log_id, LogId, StoredMembership, Vote};
+use crate::types::{log_id, StoredMembership, Vote};
 
 pub const SIDE_FILE_NAME: &str = "ensemble.raft";
 const HEADER: &str = "ensemble-raft 1";
@@ -81,10 +81,7 @@ impl RaftSideState {
             ));
         }
         match self.membership.log_id() {
-            Some(id) => out.push_str(&format!(
-                "membership {} {}\n",
-                id.leader_id.term, id.index
-            )),
+            Some(id) => out.push_str(&format!("membership {} {}\n", id.leader_id.term, id.index)),
             None => out.push_str("membership none\n"),
         }
         let membership = self.membership.membership();
@@ -153,7 +150,12 @@ impl RaftSideState {
                 },
                 Some("voters") => {
                     let mut config = BTreeSet::new();
-                    for id in words.next().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+                    for id in words
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                    {
                         config.insert(num(Some(id))?);
                     }
                     configs.push(config);

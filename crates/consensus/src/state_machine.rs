@@ -38,17 +38,13 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    pub fn new(
-        applier: Arc<dyn Applier>,
-        last_applied_zxid: Arc<AtomicI64>,
-        clock: TermClock,
-    ) -> Self {
+    pub fn new(applier: Arc<dyn Applier>, last_applied_zxid: Arc<AtomicI64>) -> Self {
         StateMachine {
             applier,
             last_applied_zxid,
             last_applied: None,
             membership: StoredMembership::default(),
-            clock,
+            clock: TermClock::default(),
             current_snapshot: Arc::default(),
         }
     }

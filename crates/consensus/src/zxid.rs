@@ -51,10 +51,6 @@ pub fn counter_of(zxid: i64) -> u64 {
 pub struct TermClock {
     /// `(term, log index of that term's first entry)` of the last entry seen.
     current: Option<(u64, u64)>,
-    /// Added to every term to make the zxid epoch. A standalone member that
-    /// restarts begins a new Raft group whose terms start again at 0; the base
-    /// (the recovered epoch + 1) keeps its zxids above everything on disk.
-    epoch_base: u64,
 }
 
 impl TermClock {
@@ -62,20 +58,7 @@ impl TermClock {
     pub fn resume(term: u64, first_index: u64) -> Self {
         TermClock {
             current: Some((term, first_index)),
-            epoch_base: 0,
         }
-    }
-
-    /// A clock whose epochs start at `epoch_base`.
-    pub fn with_epoch_base(epoch_base: u64) -> Self {
-        TermClock {
-            current: None,
-            epoch_base,
-        }
-    }
-
-    pub fn epoch_base(&self) -> u64 {
-        self.epoch_base
     }
 
     /// `(term, first index of that term)` of the last entry seen.
@@ -92,7 +75,7 @@ impl TermClock {
                 index
             }
         };
-        zxid(term + self.epoch_base, index - first_index + 1)
+        zxid(term, index - first_index + 1)
     }
 }
 

@@ -180,6 +180,25 @@ impl DataTree {
         st.set_count(st.count() + count_diff);
         st.set_bytes(st.bytes() + bytes_diff);
         self.set_stats_data(&sp, st.to_bytes());
+        // Passing a soft limit is only logged, as ZooKeeper's DataTree does.
+        let limit_path = format!("{}{prefix}/{LIMIT_NODE}", path::QUOTA);
+        if let Some(limit) = self.nodes.get(&limit_path) {
+            let limit = StatsTrack::parse(limit.data.as_deref().unwrap_or_default());
+            if limit.count() > -1 && st.count() > limit.count() {
+                tracing::warn!(
+                    "Quota exceeded: {prefix} count={} limit={}",
+                    st.count(),
+                    limit.count()
+                );
+            }
+            if limit.bytes() > -1 && st.bytes() > limit.bytes() {
+                tracing::warn!(
+                    "Quota exceeded: {prefix} bytes={} limit={}",
+                    st.bytes(),
+                    limit.bytes()
+                );
+            }
+        }
     }
 
     /// `updateQuotaForPath`: recount a whole subtree (node itself included).
