@@ -247,9 +247,7 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         task.abort();
     }
     let cpu = CpuTime::now().since(&cpu_before);
-    for client in clients {
-        drop(client);
-    }
+    close(clients).await;
     Ok(Summary::new(
         &args,
         stats,
@@ -258,4 +256,23 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         setup_secs,
         cpu,
     ))
+}
+
+/// Closes the sessions and waits (briefly) until the server has them closed,
+/// so that a bench run leaves no sessions behind for the server to expire.
+async fn close(clients: Vec<zk::Client>) {
+    let mut watchers: Vec<zk::StateWatcher> = clients.iter().map(|c| c.state_watcher()).collect();
+    drop(clients);
+    let closed = async {
+        for w in &mut watchers {
+            let mut state = w.state();
+            while !matches!(
+                state,
+                zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed
+            ) {
+                state = w.changed().await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
 }

@@ -29,6 +29,8 @@ enum Command {
         #[arg(conflicts_with = "config")]
         config_file: Option<PathBuf>,
     },
+    /// Load generator: measure a ZooKeeper-protocol server (Ensemble or ZooKeeper).
+    Bench(ensemble_bench::BenchArgs),
     /// Transaction log tools (ZooKeeper's TxnLogToolkit).
     Log {
         #[command(subcommand)]
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
             action: SnapshotAction::Dump { file, data },
         } => snapshot_dump(&file, data),
         Command::Purge { config, count } => purge(config, count),
+        Command::Bench(args) => ensemble_bench::run(args),
     }
 }
 
