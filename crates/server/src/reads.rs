@@ -8,9 +8,9 @@ use crate::Shared;
 use bytes::Bytes;
 use ensemble_proto::multi::{MultiOp, MultiResponse, MultiResult};
 use ensemble_proto::{
-    event_type, op, perms, Acl, AddWatchRequest, AuthPacket, CheckWatchesRequest, ClientInfo,
-    ErrorCode, ErrorResponse, ExistsRequest, ExistsResponse, GetAclRequest, GetAclResponse,
-    GetAllChildrenNumberRequest, GetAllChildrenNumberResponse, GetChildren2Request,
+    add_watch_mode, event_type, op, perms, Acl, AddWatchRequest, AuthPacket, CheckWatchesRequest,
+    ClientInfo, ErrorCode, ErrorResponse, ExistsRequest, ExistsResponse, GetAclRequest,
+    GetAclResponse, GetAllChildrenNumberRequest, GetAllChildrenNumberResponse, GetChildren2Request,
     GetChildren2Response, GetChildrenRequest, GetChildrenResponse, GetDataRequest, GetDataResponse,
     GetEphemeralsRequest, GetEphemeralsResponse, Id, Jute, JuteError, RemoveWatchesRequest,
     ReplyHeader, SetWatches, SetWatches2, SyncRequest, SyncResponse, WhoAmIResponse, Writer,
@@ -266,8 +266,8 @@ fn answer(
         op::ADD_WATCH => {
             let r: AddWatchRequest = decode(&req.body)?;
             let recursive = match r.mode {
-                0 => false,
-                1 => true,
+                add_watch_mode::PERSISTENT => false,
+                add_watch_mode::PERSISTENT_RECURSIVE => true,
                 _ => return Err(ErrorCode::BadArguments),
             };
             shared

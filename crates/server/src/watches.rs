@@ -7,22 +7,15 @@
 use crate::conn::ConnHandle;
 use bytes::Bytes;
 use ensemble_proto::Jute;
-use ensemble_proto::{event_type, keeper_state, xid, ReplyHeader, WatcherEvent, Writer};
+use ensemble_proto::{
+    event_type, keeper_state, watcher_type, xid, ReplyHeader, WatcherEvent, Writer,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Watch modes, as bits of a set.
 pub const STANDARD: u8 = 1;
 pub const PERSISTENT: u8 = 2;
 pub const PERSISTENT_RECURSIVE: u8 = 4;
-
-/// `WatcherType` of checkWatches/removeWatches requests.
-pub mod watcher_type {
-    pub const CHILDREN: i32 = 1;
-    pub const DATA: i32 = 2;
-    pub const ANY: i32 = 3;
-    pub const PERSISTENT: i32 = 4;
-    pub const PERSISTENT_RECURSIVE: i32 = 5;
-}
 
 /// The frame of a watch notification. As ZooKeeper 3.9, an event fired by a
 /// txn carries that txn's zxid; events made up by SetWatches carry -1.
