@@ -129,7 +129,9 @@ pub(crate) fn new_stat(zxid: i64, time: i64, ephemeral_owner: i64) -> StatPersis
 /// ZooKeeper's data tree. Plain data: `Send + Sync`, no interior mutability.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    pub(crate) nodes: HashMap<String, Node>,
+    /// A persistent map: cloning the tree for a snapshot is O(1) and shares
+    /// every node until one of the two copies changes it.
+    pub(crate) nodes: imbl::HashMap<String, Node>,
     pub(crate) acls: AclCache,
     pub(crate) ephemerals: HashMap<i64, HashSet<String>>,
     pub(crate) containers: HashSet<String>,
@@ -155,7 +157,7 @@ impl DataTree {
     /// version -1, so its aversion is -1, as `stat /zookeeper/config` shows).
     pub fn new() -> DataTree {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: imbl::HashMap::new(),
             acls: AclCache::default(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
