@@ -102,16 +102,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// The zoo.cfg at `path`, or the embedded default. A bad config is one line on
+/// stderr and exit code 2.
+fn load_config(path: Option<&std::path::Path>) -> Result<ensemble_config::Config, ExitCode> {
+    match path {
+        Some(p) => ensemble_config::Config::from_file(p).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(ensemble_config::Config::embedded_default()),
+    }
+}
+
 fn run_server(path: Option<PathBuf>) -> ExitCode {
-    let config = match &path {
-        Some(p) => match ensemble_config::Config::from_file(p) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => ensemble_config::Config::embedded_default(),
+    let config = match load_config(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -200,15 +206,9 @@ fn snapshot_dump(file: &std::path::Path, data: bool) -> ExitCode {
 }
 
 fn purge(config: Option<PathBuf>, count: usize) -> ExitCode {
-    let config = match &config {
-        Some(p) => match ensemble_config::Config::from_file(p) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => ensemble_config::Config::embedded_default(),
+    let config = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     if count < 3 {
         eprintln!("purge: count must be at least 3, got {count}");
