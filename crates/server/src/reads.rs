@@ -91,8 +91,8 @@ fn answer(
             if r.path.contains('\0') {
                 return Err(ErrorCode::BadArguments);
             }
-            if let Some((acl, _)) = tree.acl(lookup(&r.path)) {
-                require(&acl, perms::READ, auth)?;
+            if tree.permits(lookup(&r.path), perms::READ, auth) == Some(false) {
+                return Err(ErrorCode::NoAuth);
             }
             if r.watch {
                 shared.watches.lock().add_data_watch(&r.path, &state.handle);
@@ -179,8 +179,7 @@ fn answer(
         op::GET_ALL_CHILDREN_NUMBER => {
             let r: GetAllChildrenNumberRequest = decode(&req.body)?;
             let path = lookup(&r.path);
-            let (acl, _) = tree.acl(path).ok_or(ErrorCode::NoNode)?;
-            require(&acl, perms::READ, auth)?;
+            require_read(tree, path, auth)?;
             // ZooKeeper counts the keys under `path + "/"`; for "" that
             // includes "/" itself.
             let mut total = tree.all_children_number(path) as i32;
@@ -376,8 +375,7 @@ fn read_data(
     path: &str,
     watch: bool,
 ) -> Result<(Option<Bytes>, ensemble_proto::Stat), ErrorCode> {
-    let (acl, _) = tree.acl(lookup(path)).ok_or(ErrorCode::NoNode)?;
-    require(&acl, perms::READ, &state.auth)?;
+    require_read(tree, path, &state.auth)?;
     let got = tree.get_data(lookup(path)).ok_or(ErrorCode::NoNode)?;
     if watch {
         shared.watches.lock().add_data_watch(path, &state.handle);
@@ -392,13 +390,22 @@ fn read_children(
     path: &str,
     watch: bool,
 ) -> Result<(Vec<String>, ensemble_proto::Stat), ErrorCode> {
-    let (acl, _) = tree.acl(lookup(path)).ok_or(ErrorCode::NoNode)?;
-    require(&acl, perms::READ, &state.auth)?;
+    require_read(tree, path, &state.auth)?;
     let got = tree.children(lookup(path)).ok_or(ErrorCode::NoNode)?;
     if watch {
         shared.watches.lock().add_child_watch(path, &state.handle);
     }
     Ok(got)
+}
+
+/// READ on the node `path` names: NoNode when it is missing, NoAuth without
+/// the permission. Checked against the ACL cache in place, with no copy.
+fn require_read(tree: &DataTree, path: &str, auth: &[Id]) -> Result<(), ErrorCode> {
+    match tree.permits(lookup(path), perms::READ, auth) {
+        None => Err(ErrorCode::NoNode),
+        Some(false) => Err(ErrorCode::NoAuth),
+        Some(true) => Ok(()),
+    }
 }
 
 fn require(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {

@@ -359,6 +359,18 @@ impl AclCache {
         self.by_id.get(&id).cloned().unwrap_or_default()
     }
 
+    /// Whether the list `id` stands for grants `perm` to `auth`, without
+    /// copying the list (the read path asks this for every request).
+    pub fn permits(&self, id: i64, perm: i32, auth: &[Id]) -> bool {
+        if id == OPEN_UNSAFE_ACL_ID {
+            return check_acl(&open_acl_unsafe(), perm, auth);
+        }
+        match self.by_id.get(&id) {
+            Some(list) => check_acl(list, perm, auth),
+            None => check_acl(&[], perm, auth),
+        }
+    }
+
     pub fn add_usage(&mut self, id: i64) {
         if id == OPEN_UNSAFE_ACL_ID || !self.by_id.contains_key(&id) {
             return;

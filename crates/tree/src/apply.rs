@@ -227,17 +227,9 @@ impl DataTree {
         let child = child_name(path).to_owned();
         self.digest_remove(&parent_name);
         if let Some(parent) = self.nodes.get_mut(&parent_name) {
-            let new_cversion = if parent_cversion == -1 {
-                parent.stat.cversion.wrapping_add(1)
-            } else {
-                parent_cversion
-            };
             // Replay may see a create whose node was deleted again inside the
             // fuzzy range: never move cversion/pzxid backwards.
-            if new_cversion > parent.stat.cversion {
-                parent.stat.cversion = new_cversion;
-                parent.stat.pzxid = zxid;
-            }
+            raise_cversion(&mut parent.stat, parent_cversion, zxid);
             parent.children.insert(child);
         }
         self.digest_add(&parent_name);
@@ -380,15 +372,7 @@ impl DataTree {
         let path = path.to_owned();
         self.digest_remove(&path);
         let n = self.nodes.get_mut(&path).ok_or(ErrorCode::NoNode)?;
-        let new = if cversion == -1 {
-            n.stat.cversion.wrapping_add(1)
-        } else {
-            cversion
-        };
-        if new > n.stat.cversion {
-            n.stat.cversion = new;
-            n.stat.pzxid = zxid;
-        }
+        raise_cversion(&mut n.stat, cversion, zxid);
         self.digest_add(&path);
         Ok(())
     }
@@ -420,4 +404,18 @@ pub fn multi_result_has_stat(op_type: i32) -> bool {
         op_type,
         op::CREATE2 | op::CREATE_TTL | op::CREATE_CONTAINER | op::SET_DATA
     )
+}
+
+/// Sets a parent's cversion (-1: one more than now) and pzxid, never moving
+/// them backwards, as ZooKeeper's createNode and setCversionPzxid do.
+fn raise_cversion(stat: &mut ensemble_proto::StatPersisted, cversion: i32, zxid: i64) {
+    let new = if cversion == -1 {
+        stat.cversion.wrapping_add(1)
+    } else {
+        cversion
+    };
+    if new > stat.cversion {
+        stat.cversion = new;
+        stat.pzxid = zxid;
+    }
 }

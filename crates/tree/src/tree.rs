@@ -8,7 +8,7 @@ use crate::digest;
 use crate::path::{self, java_len};
 use crate::quota::QuotaPrefixes;
 use bytes::Bytes;
-use ensemble_proto::{Acl, Stat, StatPersisted};
+use ensemble_proto::{Acl, Id, Stat, StatPersisted};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
@@ -267,6 +267,13 @@ impl DataTree {
         self.nodes
             .get(path)
             .map(|n| (n.data.clone(), n.client_stat()))
+    }
+
+    /// Whether `auth` holds `perm` on the node at `path`; None when there is
+    /// no such node.
+    pub fn permits(&self, path: &str, perm: i32, auth: &[Id]) -> Option<bool> {
+        let n = self.nodes.get(path)?;
+        Some(self.acls.permits(n.acl, perm, auth))
     }
 
     /// Child names, sorted (ZooKeeper returns them in hash order).
