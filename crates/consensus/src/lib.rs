@@ -1,8 +1,9 @@
 //! Consensus: orders transactions through Raft (openraft) and numbers them with zxids.
 //!
 //! This crate is the only one that names openraft types; the server sees [`Consensus`],
-//! [`Applier`] and [`ConsensusError`]. Today the group has one member (standalone mode). Its log
-//! is ZooKeeper's txn log ([`Consensus::start_standalone_durable`]), or memory for tests
+//! [`Applier`], [`PeerHandler`] and [`ConsensusError`]. A group has one member (standalone mode,
+//! [`Consensus::start_standalone_durable`]) or several that talk over TCP (quorum mode,
+//! [`Consensus::start_quorum`]). Its log is ZooKeeper's txn log, or memory for tests
 //! ([`Consensus::start_standalone`]).
 //!
 //! # zxids
@@ -16,7 +17,7 @@
 //!   the vote, membership and term starts beside it.
 //! - `log_store`: the Raft log and vote in memory (tests), and the cache of recent entries.
 //! - `state_machine`: applies committed entries through the [`Applier`]; owns snapshot content.
-//! - `network`: peer transport, a stub until quorum mode.
+//! - `network`: peer transport (Raft RPCs, and the server's own calls to the leader).
 //! - `proposer`: the ordered queue between [`Consensus::propose`] and openraft's write API.
 //! - `types`: openraft's type configuration (payload, node id, term).
 //!
@@ -34,12 +35,16 @@ pub mod zxid;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::ClientWriteError;
 use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, SnapshotPolicy};
@@ -47,7 +52,7 @@ use openraft::{BasicNode, Config, SnapshotPolicy};
 use crate::durable_log::DurableLogHandle;
 pub use crate::durable_log::LogStats;
 use crate::log_store::MemLogStore;
-use crate::network::PeerNetwork;
+use crate::network::{LeaderLink, PeerNetwork};
 use crate::proposer::Proposer;
 pub use crate::side_file::SIDE_FILE_NAME;
 use crate::state_machine::StateMachine;
@@ -56,6 +61,65 @@ use crate::types::{term_of, Raft, TypeConfig};
 /// Receives committed entries. Called in log order, exactly once per entry, never concurrently.
 pub trait Applier: Send + Sync + 'static {
     fn apply(&self, zxid: i64, payload: &Bytes);
+
+    /// Captures the state after the entry `zxid` (called between applies, so it must be cheap)
+    /// and returns the job that serializes it, run off the apply path. Quorum mode only: the
+    /// result is what a lagging member receives.
+    fn capture(&self, zxid: i64) -> Box<dyn FnOnce() -> io::Result<Bytes> + Send> {
+        let _ = zxid;
+        Box::new(|| Ok(Bytes::new()))
+    }
+
+    /// Replaces the whole state with `data`, a capture made by another member after entry
+    /// `zxid`. Entries after `zxid` follow through [`Applier::apply`].
+    fn install(&self, zxid: i64, data: &Bytes) -> io::Result<()> {
+        let _ = (zxid, data);
+        Err(io::Error::other("this server cannot install snapshots"))
+    }
+}
+
+/// Answers the server's own calls from other members (see [`Consensus::call_leader`]).
+pub trait PeerHandler: Send + Sync + 'static {
+    /// Handles one call from member `from`. Calls from one member arrive in the order it made
+    /// them; the answers may complete in any order.
+    fn handle(
+        &self,
+        from: u64,
+        body: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>>;
+}
+
+/// One member of a quorum, from `server.N=host:peerPort:electionPort[:role][;client]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    /// `host:peerPort`.
+    pub peer_addr: String,
+    /// A participant votes; an observer is a learner that only follows the log.
+    pub voter: bool,
+}
+
+/// How a quorum member is started.
+#[derive(Debug, Clone)]
+pub struct QuorumOptions {
+    pub members: Vec<Member>,
+    /// Where this member listens for peers (its own `peerPort`).
+    pub listen: SocketAddr,
+    /// How often the leader sends heartbeats.
+    pub heartbeat: Duration,
+    /// A follower that hears nothing from a leader for a random time in this range starts an
+    /// election.
+    pub election_timeout: (Duration, Duration),
+}
+
+/// What this member is in the group, as ZooKeeper's `Mode:` line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+    Observer,
+    /// Looking for a leader: an election is running or no leader is known.
+    Looking,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +136,9 @@ pub enum ConsensusError {
     InvalidProposal(String),
     #[error("consensus failed: {0}")]
     Fatal(String),
+    /// The leader answered a call with an error.
+    #[error("the leader refused: {0}")]
+    Remote(String),
 }
 
 /// Where and how the log is kept on disk: ZooKeeper's txn log plus a side file.
@@ -103,6 +170,9 @@ struct Inner {
     shut_down: AtomicBool,
     /// The durable log's writer, if the log is on disk.
     log: Option<DurableLogHandle>,
+    /// Quorum mode: the link for calls to the leader, and the peer addresses.
+    link: Option<LeaderLink>,
+    server_id: u64,
 }
 
 impl Consensus {
@@ -187,6 +257,27 @@ impl Consensus {
         last_applied_zxid: Arc<AtomicI64>,
         log: Option<DurableLogHandle>,
     ) -> Result<Consensus, ConsensusError> {
+        Self::start_in(
+            server_id,
+            config,
+            log_store,
+            state_machine,
+            last_applied_zxid,
+            log,
+            None,
+        )
+        .await
+    }
+
+    async fn start_in<LS: RaftLogStorage<TypeConfig>>(
+        server_id: u64,
+        config: Config,
+        log_store: LS,
+        state_machine: StateMachine,
+        last_applied_zxid: Arc<AtomicI64>,
+        log: Option<DurableLogHandle>,
+        quorum: Option<(QuorumOptions, Arc<dyn PeerHandler>, tokio::net::TcpListener)>,
+    ) -> Result<Consensus, ConsensusError> {
         let config = match config.validate() {
             Ok(config) => Arc::new(config),
             Err(e) => {
@@ -194,20 +285,50 @@ impl Consensus {
                 return Err(ConsensusError::Fatal(format!("raft config: {e}")));
             }
         };
-        let raft = match Raft::new(server_id, config, PeerNetwork, log_store, state_machine).await {
-            Ok(raft) => raft,
-            Err(e) => {
-                stop_log(&log).await;
-                return Err(fatal(e));
-            }
+        let addrs: BTreeMap<u64, String> = quorum
+            .as_ref()
+            .map(|(q, _, _)| {
+                q.members
+                    .iter()
+                    .map(|m| (m.id, m.peer_addr.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let network = PeerNetwork::new(server_id, addrs);
+        let raft =
+            match Raft::new(server_id, config, network.clone(), log_store, state_machine).await {
+                Ok(raft) => raft,
+                Err(e) => {
+                    stop_log(&log).await;
+                    return Err(fatal(e));
+                }
+            };
+        let started = match &quorum {
+            None => become_leader(server_id, &raft).await,
+            Some((q, _, _)) => join_quorum(&raft, q).await,
         };
-        if let Err(e) = become_leader(server_id, &raft).await {
+        if let Err(e) = started {
             if let Err(e) = raft.shutdown().await {
                 tracing::warn!(error = %e, "raft did not shut down cleanly");
             }
             stop_log(&log).await;
             return Err(e);
         }
+
+        let link = match quorum {
+            None => None,
+            Some((q, handler, listener)) => {
+                tokio::spawn(network::serve(listener, raft.clone(), handler));
+                let metrics = raft.server_metrics();
+                let net = network.clone();
+                let leader = move || {
+                    let id = metrics.borrow_watched().current_leader?;
+                    Some((id, net.addr_of(id)?))
+                };
+                let wait = q.election_timeout.1 * 2;
+                Some(LeaderLink::start(server_id, leader, wait))
+            }
+        };
 
         let proposer = Proposer::start(raft.clone());
         Ok(Consensus {
@@ -217,8 +338,155 @@ impl Consensus {
                 last_applied_zxid,
                 shut_down: AtomicBool::new(false),
                 log,
+                link,
+                server_id,
             }),
         })
+    }
+
+    /// Starts a member of a quorum on a durable log (see [`DurableLog`] and
+    /// [`Consensus::start_standalone_durable`] for `recovered_zxid`). It listens for peers on
+    /// `quorum.listen` and returns at once: a leader is elected when a majority of the voters
+    /// can talk. `handler` answers the other members' [`Consensus::call_leader`] calls.
+    pub async fn start_quorum(
+        server_id: u64,
+        applier: Arc<dyn Applier>,
+        log: DurableLog,
+        recovered_zxid: i64,
+        quorum: QuorumOptions,
+        handler: Arc<dyn PeerHandler>,
+    ) -> Result<Consensus, ConsensusError> {
+        let listener = tokio::net::TcpListener::bind(quorum.listen)
+            .await
+            .map_err(|e| {
+                ConsensusError::Fatal(format!("cannot listen for peers on {}: {e}", quorum.listen))
+            })?;
+        let (log_store, handle, resume) = durable_log::open(server_id, &log, recovered_zxid)?;
+        let last_applied_zxid = Arc::new(AtomicI64::new(0));
+        let state_machine = match resume {
+            Some(resume) => {
+                StateMachine::resumed(applier, last_applied_zxid.clone(), recovered_zxid, resume)
+            }
+            None => StateMachine::new(applier, last_applied_zxid.clone()),
+        }
+        .with_data_snapshots();
+        let config = quorum_config(&quorum, log.snap_count);
+        Self::start_in(
+            server_id,
+            config,
+            log_store,
+            state_machine,
+            last_applied_zxid,
+            Some(handle),
+            Some((quorum, handler, listener)),
+        )
+        .await
+    }
+
+    /// Sends `body` to the leader's [`PeerHandler`] and waits for its answer. Calls are
+    /// delivered in the order of this method's calls (the future need not be polled for that).
+    /// Fails with [`ConsensusError::NotLeader`] when no leader can be reached, or the leader
+    /// changed before answering (then whether the call took effect is unknown).
+    pub fn call_leader(
+        &self,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Bytes, ConsensusError>> + Send + 'static {
+        let rx = match &self.inner.link {
+            Some(link) => Ok(link.call(body)),
+            None => Err(ConsensusError::NotLeader),
+        };
+        async move {
+            match rx?.await {
+                Ok(result) => result,
+                Err(_) => Err(ConsensusError::Shutdown),
+            }
+        }
+    }
+
+    /// A linearizable read point (Raft read-index): confirms with a quorum that this member still
+    /// leads, waits until everything committed before the call is applied here, and returns the
+    /// last applied zxid. Only on the leader.
+    pub async fn read_index(&self) -> Result<i64, ConsensusError> {
+        match self
+            .inner
+            .raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+        {
+            Ok(_) => Ok(self.last_applied_zxid()),
+            // Not the leader, or it could not confirm its leadership with a quorum.
+            Err(_) => Err(ConsensusError::NotLeader),
+        }
+    }
+
+    /// Waits until this member has applied `zxid` (or a later entry), at most `timeout`.
+    pub async fn wait_applied(&self, zxid: i64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut metrics = self.inner.raft.data_metrics();
+        loop {
+            if self.last_applied_zxid() >= zxid {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                return self.last_applied_zxid() >= zxid;
+            }
+        }
+    }
+
+    /// This member's role now.
+    pub fn role(&self) -> Role {
+        let m = self.inner.raft.server_metrics();
+        let m = m.borrow_watched();
+        if m.state.is_leader() {
+            Role::Leader
+        } else if m.current_leader.is_none() {
+            Role::Looking
+        } else if m.state.is_learner() {
+            Role::Observer
+        } else {
+            Role::Follower
+        }
+    }
+
+    /// The current leader's server id, if one is known.
+    pub fn leader_id(&self) -> Option<u64> {
+        self.inner
+            .raft
+            .server_metrics()
+            .borrow_watched()
+            .current_leader
+    }
+
+    /// This member's server id.
+    pub fn server_id(&self) -> u64 {
+        self.inner.server_id
+    }
+
+    /// On the leader: how long since a quorum last acknowledged it, in milliseconds. A leader
+    /// that has not heard from a majority for longer than an election timeout has likely been
+    /// replaced on the other side of a partition.
+    pub fn millis_since_quorum_ack(&self) -> Option<u64> {
+        use openraft::Instant;
+        let m = self.inner.raft.metrics();
+        let acked = m.borrow_watched().last_quorum_acked;
+        acked.map(|at| at.elapsed().as_millis() as u64)
+    }
+
+    /// Members that acknowledged the leader's log up to its last entry (leader only): the voters
+    /// and learners whose replication matches the leader's last log index.
+    pub fn synced_members(&self) -> Option<(usize, usize)> {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        let replication = m.replication.as_ref()?;
+        let last = m.last_log_index;
+        let synced = replication
+            .values()
+            .filter(|r| r.map(|id| id.index) == last)
+            .count();
+        Some((synced, replication.len()))
     }
 
     /// Appends `payload` to the log.
@@ -311,6 +579,37 @@ async fn stop_log(log: &Option<DurableLogHandle>) {
 
 fn fatal(e: impl std::fmt::Display) -> ConsensusError {
     ConsensusError::Fatal(e.to_string())
+}
+
+/// Initializes a fresh member with the configured voters (every member does the same, so the
+/// initial membership entry is identical everywhere), then returns without waiting for a leader.
+async fn join_quorum(raft: &Raft, quorum: &QuorumOptions) -> Result<(), ConsensusError> {
+    if !raft.is_initialized().await.map_err(fatal)? {
+        let voters: BTreeMap<u64, BasicNode> = quorum
+            .members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| (m.id, BasicNode::new(m.peer_addr.clone())))
+            .collect();
+        raft.initialize(voters).await.map_err(fatal)?;
+    }
+    Ok(())
+}
+
+fn quorum_config(quorum: &QuorumOptions, snap_count: u64) -> Config {
+    let ms = |d: Duration| d.as_millis().max(1) as u64;
+    Config {
+        cluster_name: "ensemble".to_string(),
+        heartbeat_interval: ms(quorum.heartbeat),
+        election_timeout_min: ms(quorum.election_timeout.0),
+        election_timeout_max: ms(quorum.election_timeout.1).max(ms(quorum.election_timeout.0) + 1),
+        // A member that lags by more than this is caught up with a snapshot instead of the log.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snap_count.max(1000)),
+        max_in_snapshot_log_to_keep: snap_count.max(1000),
+        purge_batch_size: 1024,
+        enable_leader_restore: Some(false),
+        ..Config::default()
+    }
 }
 
 fn standalone_config() -> Config {

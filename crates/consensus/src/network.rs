@@ -1,46 +1,226 @@
-//! Peer transport: a stub until quorum mode exists.
+//! Peer transport: TCP between members on `server.N`'s peerPort, with a framed protocol of ours.
 //!
-//! openraft reaches other members only through [`RaftNetworkFactory`]/[`RaftNetworkV2`]. A
-//! single-member group never calls them, so every RPC here reports the peer unreachable. Quorum
-//! mode replaces this with a client that connects to `server.N`'s peerPort and a listener that
-//! feeds requests into `Raft::append_entries`/`vote`/`install_full_snapshot`; overriding
-//! `stream_append` there gives pipelined replication.
+//! # Wire format
+//! Every frame is `u32 big-endian length | bincode(Frame)`, at most [`MAX_FRAME`] bytes. A
+//! connection opens with `Hello { from }`; then the connecting side sends requests, each with an
+//! id, and the accepting side answers each with the same id:
+//! - Raft RPCs (append entries, vote, full snapshot): one connection per replication stream,
+//!   one request at a time, answered in order.
+//! - Application calls (`App`): the server's own messages to the leader (forwarded writes,
+//!   session touches, sync). Many may be in flight on one connection; they are read and handed
+//!   to the [`PeerHandler`](crate::PeerHandler) in order, and answered as each completes.
+//!
+//! A connection that fails is dropped; the next RPC dials again. A peer that cannot be dialled is
+//! reported `Unreachable`, so openraft backs off before retrying.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
-use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use bytes::Bytes;
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse};
 use openraft::raft::{VoteRequest, VoteResponse};
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::state_machine::SnapshotData;
-use crate::types::{Snapshot, TypeConfig, Vote};
+use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::zxid::TermClock;
+use crate::{ConsensusError, PeerHandler};
 
-/// Creates [`PeerClient`]s; holds nothing yet.
-#[derive(Debug, Clone, Default)]
-pub struct PeerNetwork;
+/// Largest frame accepted: a snapshot of a large tree travels in one frame.
+const MAX_FRAME: usize = 1 << 30;
+/// How long dialling a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// A connection to one peer. Today it can reach nobody.
-#[derive(Debug, Clone)]
+#[derive(Serialize, Deserialize)]
+enum Body {
+    Hello {
+        from: u64,
+    },
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    AppendEntriesReply(Result<AppendEntriesResponse<TypeConfig>, String>),
+    Vote(VoteRequest<TypeConfig>),
+    VoteReply(Result<VoteResponse<TypeConfig>, String>),
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        clock: TermClock,
+        data: Bytes,
+    },
+    SnapshotReply(Result<SnapshotResponse<TypeConfig>, String>),
+    App(Bytes),
+    AppReply(Result<Bytes, String>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Frame {
+    id: u64,
+    body: Body,
+}
+
+async fn write_frame(w: &mut OwnedWriteHalf, frame: &Frame) -> io::Result<()> {
+    let bytes = bincode::serialize(frame).map_err(io::Error::other)?;
+    if bytes.len() > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "peer frame of {} bytes exceeds {MAX_FRAME}",
+            bytes.len()
+        )));
+    }
+    let mut buf = Vec::with_capacity(4 + bytes.len());
+    buf.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&bytes);
+    w.write_all(&buf).await
+}
+
+async fn read_frame(r: &mut OwnedReadHalf) -> io::Result<Frame> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "peer frame of {len} bytes exceeds {MAX_FRAME}"
+        )));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    bincode::deserialize(&buf).map_err(|e| io::Error::other(format!("bad peer frame: {e}")))
+}
+
+async fn dial(me: u64, addr: &str) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let (r, mut w) = stream.into_split();
+    write_frame(
+        &mut w,
+        &Frame {
+            id: 0,
+            body: Body::Hello { from: me },
+        },
+    )
+    .await?;
+    Ok((r, w))
+}
+
+/// Peer addresses by server id, shared by every client this factory makes.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    me: u64,
+    addrs: Arc<Mutex<BTreeMap<u64, String>>>,
+}
+
+impl PeerNetwork {
+    pub fn new(me: u64, addrs: BTreeMap<u64, String>) -> Self {
+        PeerNetwork {
+            me,
+            addrs: Arc::new(Mutex::new(addrs)),
+        }
+    }
+
+    pub fn addr_of(&self, id: u64) -> Option<String> {
+        self.addrs.lock().get(&id).cloned()
+    }
+}
+
+/// A connection for the Raft RPCs of one replication stream.
 pub struct PeerClient {
+    me: u64,
     target: u64,
+    addr: Option<String>,
+    conn: Option<(OwnedReadHalf, OwnedWriteHalf)>,
+    next_id: u64,
+}
+
+enum CallError {
+    /// Could not dial: back off.
+    Unreachable(String),
+    /// The exchange failed or timed out: retry.
+    Network(String),
 }
 
 impl PeerClient {
-    fn unreachable(&self) -> Unreachable<TypeConfig> {
-        Unreachable::from_string(format!(
-            "server.{}: peer transport is not implemented (standalone mode)",
-            self.target
-        ))
+    async fn call(&mut self, body: Body, ttl: Duration) -> Result<Body, CallError> {
+        let target = self.target;
+        if self.conn.is_none() {
+            let addr = self.addr.clone().ok_or_else(|| {
+                CallError::Unreachable(format!("server.{target}: no peer address configured"))
+            })?;
+            let conn = dial(self.me, &addr)
+                .await
+                .map_err(|e| CallError::Unreachable(format!("server.{target} at {addr}: {e}")))?;
+            self.conn = Some(conn);
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let result = match self.conn.as_mut() {
+            Some((r, w)) => {
+                tokio::time::timeout(ttl, async {
+                    write_frame(w, &Frame { id, body }).await?;
+                    loop {
+                        let frame = read_frame(r).await?;
+                        if frame.id == id {
+                            return Ok::<_, io::Error>(frame.body);
+                        }
+                    }
+                })
+                .await
+            }
+            None => return Err(CallError::Network("not connected".into())),
+        };
+        match result {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(CallError::Network(format!("server.{target}: {e}")))
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(CallError::Network(format!(
+                    "server.{target}: no answer within {ttl:?}"
+                )))
+            }
+        }
     }
+}
+
+fn rpc_error(e: CallError) -> RPCError<TypeConfig> {
+    match e {
+        CallError::Unreachable(m) => Unreachable::from_string(m).into(),
+        CallError::Network(m) => NetworkError::from_string(m).into(),
+    }
+}
+
+fn unexpected(target: u64) -> RPCError<TypeConfig> {
+    NetworkError::from_string(format!("server.{target}: unexpected answer")).into()
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> PeerClient {
-        PeerClient { target }
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
+        let addr = if node.addr.is_empty() {
+            self.addr_of(target)
+        } else {
+            Some(node.addr.clone())
+        };
+        PeerClient {
+            me: self.me,
+            target,
+            addr,
+            conn: None,
+            next_id: 0,
+        }
     }
 }
 
@@ -49,27 +229,283 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(self.unreachable().into())
+        match self
+            .call(Body::AppendEntries(rpc), option.hard_ttl())
+            .await
+            .map_err(rpc_error)?
+        {
+            Body::AppendEntriesReply(Ok(r)) => Ok(r),
+            Body::AppendEntriesReply(Err(e)) => Err(NetworkError::from_string(e).into()),
+            _ => Err(unexpected(self.target)),
+        }
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(self.unreachable().into())
+        match self
+            .call(Body::Vote(rpc), option.hard_ttl())
+            .await
+            .map_err(rpc_error)?
+        {
+            Body::VoteReply(Ok(r)) => Ok(r),
+            Body::VoteReply(Err(e)) => Err(NetworkError::from_string(e).into()),
+            _ => Err(unexpected(self.target)),
+        }
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: Vote,
-        _snapshot: Snapshot<SnapshotData>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        vote: Vote,
+        snapshot: Snapshot<SnapshotData>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(self.unreachable().into())
+        if snapshot.snapshot.data.is_empty() {
+            // A resumed leader's first snapshot has no data until it is rebuilt.
+            return Err(Unreachable::from_string(format!(
+                "server.{}: no snapshot with data yet",
+                self.target
+            ))
+            .into());
+        }
+        let body = Body::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            clock: snapshot.snapshot.clock,
+            data: snapshot.snapshot.data,
+        };
+        // A snapshot may be large: allow a minute for it, unless the stream is closed.
+        let call = self.call(body, Duration::from_secs(60));
+        let reply = tokio::select! {
+            closed = cancel => return Err(closed.into()),
+            reply = call => reply,
+        };
+        match reply {
+            Ok(Body::SnapshotReply(Ok(r))) => Ok(r),
+            Ok(Body::SnapshotReply(Err(e))) => Err(NetworkError::from_string(e).into()),
+            Ok(_) => Err(NetworkError::from_string("unexpected answer").into()),
+            Err(CallError::Unreachable(m)) => Err(Unreachable::from_string(m).into()),
+            Err(CallError::Network(m)) => Err(NetworkError::from_string(m).into()),
+        }
+    }
+}
+
+/// Accepts peer connections and serves them until the listener fails.
+pub async fn serve(listener: TcpListener, raft: Raft, handler: Arc<dyn PeerHandler>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("peer accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let raft = raft.clone();
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_conn(stream, raft, handler).await {
+                tracing::debug!(%peer, "peer connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_conn(
+    stream: TcpStream,
+    raft: Raft,
+    handler: Arc<dyn PeerHandler>,
+) -> io::Result<()> {
+    let (mut r, mut w) = stream.into_split();
+    let from = match read_frame(&mut r).await?.body {
+        Body::Hello { from } => from,
+        _ => return Err(io::Error::other("peer did not say hello")),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = write_frame(&mut w, &frame).await {
+                tracing::debug!("peer write failed: {e}");
+                return;
+            }
+        }
+    });
+    let result = async {
+        loop {
+            let frame = read_frame(&mut r).await?;
+            let id = frame.id;
+            let reply = match frame.body {
+                Body::AppendEntries(rpc) => Body::AppendEntriesReply(
+                    raft.append_entries(rpc).await.map_err(|e| e.to_string()),
+                ),
+                Body::Vote(rpc) => Body::VoteReply(raft.vote(rpc).await.map_err(|e| e.to_string())),
+                Body::Snapshot {
+                    vote,
+                    meta,
+                    clock,
+                    data,
+                } => {
+                    let snapshot = Snapshot {
+                        meta,
+                        snapshot: SnapshotData { clock, data },
+                    };
+                    Body::SnapshotReply(
+                        raft.install_full_snapshot(vote, snapshot)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    )
+                }
+                Body::App(body) => {
+                    // Handed over in arrival order; answered when done.
+                    let pending = handler.handle(from, body);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let result = pending.await;
+                        let _ = tx.send(Frame {
+                            id,
+                            body: Body::AppReply(result),
+                        });
+                    });
+                    continue;
+                }
+                _ => return Err(io::Error::other("unexpected peer frame")),
+            };
+            if tx.send(Frame { id, body: reply }).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    drop(tx);
+    let _ = writer.await;
+    result
+}
+
+type Waiter = oneshot::Sender<Result<Bytes, ConsensusError>>;
+
+/// The connection for application calls to the leader: calls go out in call order on one
+/// connection, many in flight; a new leader gets a new connection.
+pub struct LeaderLink {
+    queue: mpsc::UnboundedSender<(Bytes, Waiter)>,
+}
+
+impl LeaderLink {
+    /// Starts the link task. `leader` tells the current leader's id and peer address.
+    pub fn start(
+        me: u64,
+        leader: impl Fn() -> Option<(u64, String)> + Send + 'static,
+        wait_for_leader: Duration,
+    ) -> LeaderLink {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(link_task(me, rx, leader, wait_for_leader));
+        LeaderLink { queue }
+    }
+
+    /// Queues a call; the order of calls is the order of this method's calls.
+    pub fn call(&self, body: Bytes) -> oneshot::Receiver<Result<Bytes, ConsensusError>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError((_, tx))) = self.queue.send((body, tx)) {
+            let _ = tx.send(Err(ConsensusError::Shutdown));
+        }
+        rx
+    }
+}
+
+struct Link {
+    leader: u64,
+    w: OwnedWriteHalf,
+    waiters: Arc<Mutex<HashMap<u64, Waiter>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.reader.abort();
+        for (_, w) in self.waiters.lock().drain() {
+            let _ = w.send(Err(ConsensusError::NotLeader));
+        }
+    }
+}
+
+async fn link_task(
+    me: u64,
+    mut rx: mpsc::UnboundedReceiver<(Bytes, Waiter)>,
+    leader: impl Fn() -> Option<(u64, String)> + Send + 'static,
+    wait_for_leader: Duration,
+) {
+    let mut link: Option<Link> = None;
+    let mut next_id = 0u64;
+    while let Some((body, waiter)) = rx.recv().await {
+        // Find the leader, waiting a little for an election to finish.
+        let deadline = tokio::time::Instant::now() + wait_for_leader;
+        let target = loop {
+            if let Some(t) = leader() {
+                break Some(t);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let Some((leader_id, addr)) = target else {
+            let _ = waiter.send(Err(ConsensusError::NotLeader));
+            continue;
+        };
+        let alive = link
+            .as_ref()
+            .is_some_and(|l| l.leader == leader_id && !l.reader.is_finished());
+        if !alive {
+            link = None;
+            match dial(me, &addr).await {
+                Ok((mut r, w)) => {
+                    let waiters: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
+                    let ws = waiters.clone();
+                    let reader = tokio::spawn(async move {
+                        while let Ok(frame) = read_frame(&mut r).await {
+                            if let Body::AppReply(result) = frame.body {
+                                if let Some(w) = ws.lock().remove(&frame.id) {
+                                    let _ = w.send(result.map_err(ConsensusError::Remote));
+                                }
+                            }
+                        }
+                        for (_, w) in ws.lock().drain() {
+                            let _ = w.send(Err(ConsensusError::NotLeader));
+                        }
+                    });
+                    link = Some(Link {
+                        leader: leader_id,
+                        w,
+                        waiters,
+                        reader,
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!("cannot reach leader server.{leader_id} at {addr}: {e}");
+                    let _ = waiter.send(Err(ConsensusError::NotLeader));
+                    continue;
+                }
+            }
+        }
+        let Some(l) = link.as_mut() else {
+            let _ = waiter.send(Err(ConsensusError::NotLeader));
+            continue;
+        };
+        next_id += 1;
+        l.waiters.lock().insert(next_id, waiter);
+        let frame = Frame {
+            id: next_id,
+            body: Body::App(body),
+        };
+        if let Err(e) = write_frame(&mut l.w, &frame).await {
+            tracing::debug!("leader link to server.{} failed: {e}", l.leader);
+            link = None;
+        }
     }
 }

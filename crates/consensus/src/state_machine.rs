@@ -2,15 +2,17 @@
 //! server's [`Applier`].
 //!
 //! The data tree itself lives in the server; this side keeps only what openraft asks of a state
-//! machine (last applied log id, membership) plus the [`TermClock`]. Snapshots here carry just
-//! that clock: enough for openraft to purge the in-memory log in standalone mode. Quorum mode must
-//! put the data tree into [`SnapshotData`] (or a handle to the server's snapshot file) so that a
-//! lagging follower can be caught up.
+//! machine (last applied log id, membership) plus the [`TermClock`]. In standalone mode a
+//! snapshot carries just that clock: enough for openraft to purge the in-memory log. In quorum
+//! mode it also carries the server's state serialized by [`Applier::capture`] (a ZooKeeper
+//! snapshot), which a leader sends to a member that lags behind its log; the member hands it to
+//! [`Applier::install`].
 
 use std::io;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
@@ -25,6 +27,9 @@ use crate::Applier;
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotData {
     pub clock: TermClock,
+    /// The server's serialized state at the snapshot's last log id; empty when the snapshot
+    /// carries no data (standalone mode, or a resumed state machine before its first build).
+    pub data: Bytes,
 }
 
 pub struct StateMachine {
@@ -35,6 +40,8 @@ pub struct StateMachine {
     clock: TermClock,
     /// Shared with snapshot builders, which run outside `&mut self`.
     current_snapshot: Arc<Mutex<Option<Snapshot<SnapshotData>>>>,
+    /// Whether snapshots carry the server's state (quorum mode).
+    capture_data: bool,
 }
 
 impl StateMachine {
@@ -46,7 +53,14 @@ impl StateMachine {
             membership: StoredMembership::default(),
             clock: TermClock::default(),
             current_snapshot: Arc::default(),
+            capture_data: false,
         }
+    }
+
+    /// Makes snapshots carry the server's state, for members that lag behind the log.
+    pub fn with_data_snapshots(mut self) -> Self {
+        self.capture_data = true;
+        self
     }
 
     /// A state machine that has applied everything up to `last_applied` (by the server's own
@@ -65,6 +79,7 @@ impl StateMachine {
             },
             snapshot: SnapshotData {
                 clock: resume.clock,
+                data: Bytes::new(),
             },
         };
         StateMachine {
@@ -74,6 +89,7 @@ impl StateMachine {
             membership: resume.membership,
             clock: resume.clock,
             current_snapshot: Arc::new(Mutex::new(Some(snapshot))),
+            capture_data: false,
         }
     }
 }
@@ -81,12 +97,21 @@ impl StateMachine {
 pub struct SnapshotBuilder {
     snapshot: Snapshot<SnapshotData>,
     current_snapshot: Arc<Mutex<Option<Snapshot<SnapshotData>>>>,
+    /// Serializes the state captured when the builder was made.
+    serialize: Option<Mutex<Option<SerializeJob>>>,
 }
+
+type SerializeJob = Box<dyn FnOnce() -> io::Result<Bytes> + Send>;
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot<SnapshotData>, io::Error> {
+        if let Some(job) = self.serialize.take().and_then(|j| j.into_inner()) {
+            self.snapshot.snapshot.data = tokio::task::spawn_blocking(job)
+                .await
+                .map_err(io::Error::other)??;
+        }
         *self.current_snapshot.lock() = Some(self.snapshot.clone());
         Ok(self.snapshot.clone())
     }
@@ -126,15 +151,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // Called between applies, so the capture matches `last_applied` exactly.
+        let serialize = self
+            .capture_data
+            .then(|| {
+                self.applier
+                    .capture(self.last_applied_zxid.load(Ordering::Acquire))
+            })
+            .map(|job| Mutex::new(Some(job)));
         SnapshotBuilder {
             snapshot: Snapshot {
                 meta: SnapshotMeta {
                     last_log_id: self.last_applied,
                     last_membership: self.membership.clone(),
                 },
-                snapshot: SnapshotData { clock: self.clock },
+                snapshot: SnapshotData {
+                    clock: self.clock,
+                    data: Bytes::new(),
+                },
             },
             current_snapshot: self.current_snapshot.clone(),
+            serialize,
         }
     }
 
@@ -143,16 +180,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        self.last_applied = meta.last_log_id;
-        self.membership = meta.last_membership.clone();
-        self.clock = snapshot.clock;
         if let Some(log_id) = meta.last_log_id {
             let mut clock = snapshot.clock;
             let zxid = clock
                 .next(term_of(&log_id), log_id.index)
                 .map_err(io::Error::other)?;
+            if !snapshot.data.is_empty() {
+                self.applier.install(zxid, &snapshot.data)?;
+            }
             self.last_applied_zxid.store(zxid, Ordering::Release);
         }
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.clock = snapshot.clock;
         *self.current_snapshot.lock() = Some(Snapshot {
             meta: meta.clone(),
             snapshot,

@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 
 /// One proposed transaction: an opaque payload the server encoded (TxnHeader + txn).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Txn(pub Bytes);
 
 impl fmt::Debug for Txn {
@@ -27,7 +27,7 @@ openraft::declare_raft_types!(
         // The response of applying an entry is its zxid.
         R = i64,
         NodeId = u64,
-        // `addr` is the peer address (`server.N` host:peerPort), used once quorum mode exists.
+        // `addr` is the peer address (`server.N` host:peerPort).
         Node = openraft::BasicNode,
         Term = u64,
         // Standard Raft: at most one leader per term, so a term is a ZooKeeper epoch.

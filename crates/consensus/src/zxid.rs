@@ -47,7 +47,7 @@ pub fn counter_of(zxid: i64) -> u64 {
 /// Tracks where the current term started in the log, so that entries fed in log order get their
 /// zxids. The state machine owns one; a durable log store that writes zxids into ZooKeeper txn
 /// headers can own another, and both agree because they see the same log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TermClock {
     /// `(term, log index of that term's first entry)` of the last entry seen.
     current: Option<(u64, u64)>,
