@@ -37,7 +37,7 @@ pub mod txnlog;
 pub use error::StorageError;
 pub use files::{log_file_name, snapshot_file_name, version_dir, VERSION_DIR};
 pub use purge::{purge, PurgeReport};
-pub use recovery::{recover, recover_with, RecoverOptions, Recovered};
+pub use recovery::{recover, recover_up_to, recover_with, RecoverOptions, Recovered};
 pub use snapshot::{
     find_valid_snapshots, read_snapshot, write_snapshot, write_snapshot_with, Compression,
     SnapshotData, SnapshotOptions, ZxidDigest,

@@ -19,6 +19,11 @@
 //!   the caller writes `snapshot.0` as ZooKeeper does. No snapshot but logs:
 //!   an error unless [`RecoverOptions::trust_empty_snapshot`]
 //!   (`zookeeper.snapshot.trust.empty`).
+//! - [`recover_up_to`] replays only the txns up to a zxid (in quorum mode, the
+//!   last one known to be committed: later records may still be replaced by
+//!   the consensus log). The newest valid snapshot is loaded even when it is
+//!   past that zxid, since a snapshot only holds applied, hence committed,
+//!   txns. Records past the limit are left as they are, a torn one included.
 
 use crate::error::StorageError;
 use crate::snapshot::{self, SnapshotData, ZxidDigest};
@@ -56,11 +61,27 @@ pub struct RecoverOptions {
     /// Do not cut a torn tail (report it through the error instead); for
     /// read-only inspection.
     pub read_only: bool,
+    /// Replay only txns with zxid <= this (`None`: every txn logged).
+    pub max_zxid: Option<i64>,
 }
 
 /// [`recover_with`] with default options.
 pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, StorageError> {
     recover_with(data_dir, data_log_dir, &RecoverOptions::default())
+}
+
+/// [`recover`], replaying only the txns with zxid <= `max_zxid` (`None`:
+/// all of them). See the module docs.
+pub fn recover_up_to(
+    data_dir: &Path,
+    data_log_dir: &Path,
+    max_zxid: Option<i64>,
+) -> Result<Recovered, StorageError> {
+    let opts = RecoverOptions {
+        max_zxid,
+        ..RecoverOptions::default()
+    };
+    recover_with(data_dir, data_log_dir, &opts)
 }
 
 pub fn recover_with(
@@ -163,9 +184,14 @@ pub fn recover_with(
     let mut replayed = 0u64;
     let replay_started = Instant::now();
     let mut last_progress = Instant::now();
+    let mut reached_limit = false;
     for entry in reader.by_ref() {
         let e = entry?;
         let hdr = &e.header;
+        if opts.max_zxid.is_some_and(|max| hdr.zxid > max) {
+            reached_limit = true;
+            break;
+        }
         match &e.body {
             TxnBody::CreateSession(t) if hdr.r#type == op::CREATE_SESSION => {
                 sessions.insert(hdr.client_id, t.time_out);
@@ -213,7 +239,13 @@ pub fn recover_with(
             );
         }
     }
-    if let Some(d) = pending_digest {
+    if reached_limit {
+        tracing::info!(
+            "stopped replaying at zxid 0x{last_zxid:x}: later records are not known to be \
+             committed"
+        );
+    }
+    if let Some(d) = pending_digest.filter(|_| !reached_limit) {
         tracing::warn!(
             "Highest txn zxid 0x{last_zxid:x} is not covering the snapshot digest zxid 0x{:x}, \
              which might lead to inconsistent state",
@@ -250,4 +282,114 @@ pub fn recover_with(
         digest_mismatches: mismatches,
         fresh: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{write_snapshot, Compression};
+    use crate::txnlog::{TxnLogOptions, TxnLogWriter};
+    use ensemble_proto::{CreateTxn, Jute, TxnHeader};
+
+    /// Writes creates of `/n<zxid>` at `zxids`, rolling to a new file before each in `rolls`.
+    fn write_log(dir: &Path, zxids: &[i64], rolls: &[i64]) {
+        let opts = TxnLogOptions {
+            pre_alloc_size: 4096,
+            force_sync: false,
+            ..TxnLogOptions::default()
+        };
+        let mut log = TxnLogWriter::open(dir, opts).expect("open");
+        for &zxid in zxids {
+            if rolls.contains(&zxid) {
+                log.roll().expect("roll");
+            }
+            let hdr = TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid,
+                time: 0,
+                r#type: op::CREATE,
+            };
+            let txn = CreateTxn {
+                path: format!("/n{zxid:x}"),
+                data: None,
+                acl: Vec::new(),
+                ephemeral: false,
+                parent_c_version: 0,
+            };
+            log.append(&hdr, &txn.to_bytes(), None).expect("append");
+        }
+        log.close().expect("close");
+    }
+
+    fn snapshot_at(dir: &Path, zxid: i64) {
+        write_snapshot(dir, &DataTree::new(), &[], zxid, Compression::None).expect("snapshot");
+    }
+
+    #[test]
+    fn recovery_up_to_a_zxid_leaves_later_records_unapplied() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        snapshot_at(dir, 0);
+        write_log(dir, &[1, 2, 3, 4, 5], &[4]);
+        let r = recover_up_to(dir, dir, Some(3)).expect("recover");
+        assert_eq!(r.last_zxid, 3);
+        assert_eq!(r.txns_replayed, 3);
+        assert_eq!(r.tree.node_count(), DataTree::new().node_count() + 3);
+        assert_eq!(recover_up_to(dir, dir, None).expect("all").last_zxid, 5);
+        assert_eq!(recover_up_to(dir, dir, Some(0)).expect("none").last_zxid, 0);
+    }
+
+    #[test]
+    fn a_snapshot_past_the_limit_is_still_loaded() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        snapshot_at(dir, 0);
+        write_log(dir, &[1, 2, 3, 4, 5], &[]);
+        snapshot_at(dir, 4);
+        let r = recover_up_to(dir, dir, Some(2)).expect("recover");
+        assert_eq!(r.snapshot_zxid, Some(4));
+        assert_eq!(r.last_zxid, 4);
+        assert_eq!(r.txns_replayed, 0);
+    }
+
+    #[test]
+    fn a_jump_in_the_log_that_the_snapshot_covers_is_no_gap() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        snapshot_at(dir, 0);
+        // A follower's log: three records, then the records after a snapshot installed from
+        // its leader at 0x100000020, in a new file, and a new term.
+        let mut zxids = vec![0x1_0000_0001, 0x1_0000_0002, 0x1_0000_0003];
+        zxids.extend([0x1_0000_0021, 0x1_0000_0022, 0x2_0000_0001]);
+        write_log(dir, &zxids, &[0x1_0000_0021]);
+        snapshot_at(dir, 0x1_0000_0020);
+        let r = recover(dir, dir).expect("recover");
+        assert_eq!(r.snapshot_zxid, Some(0x1_0000_0020));
+        assert_eq!(r.last_zxid, 0x2_0000_0001);
+        assert_eq!(r.txns_replayed, 3);
+        assert_eq!(
+            recover_up_to(dir, dir, Some(0x1_0000_0021))
+                .expect("recover")
+                .last_zxid,
+            0x1_0000_0021
+        );
+        assert_eq!(
+            crate::txnlog::last_logged_zxid(dir).expect("last"),
+            Some(0x2_0000_0001)
+        );
+
+        // Without the snapshot the records are missing: a gap.
+        let snapshot = crate::files::version_dir(dir)
+            .join(crate::files::snapshot_file_name(0x1_0000_0020, ""));
+        std::fs::remove_file(snapshot).expect("rm");
+        assert!(matches!(
+            recover(dir, dir),
+            Err(StorageError::Gap {
+                expected: 0x1_0000_0004,
+                found: 0x1_0000_0021,
+                ..
+            })
+        ));
+    }
 }
