@@ -318,6 +318,11 @@ impl Consensus {
         let link = match quorum {
             None => None,
             Some((q, handler, listener)) => {
+                // A snapshot with data from the start, so that a member that is behind this
+                // one's (purged) log can be caught up at once.
+                if let Err(e) = raft.trigger().snapshot().await {
+                    tracing::warn!(error = %e, "cannot build the first snapshot");
+                }
                 tokio::spawn(network::serve(listener, raft.clone(), handler));
                 let metrics = raft.server_metrics();
                 let net = network.clone();
@@ -449,6 +454,27 @@ impl Consensus {
         } else {
             Role::Follower
         }
+    }
+
+    /// Whether this member has applied an entry of the current leader's term: a member that
+    /// just joined, or is being caught up, has not, and must not serve reads yet.
+    pub fn synced_with_leader(&self) -> bool {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        m.current_leader.is_some() && m.last_applied.as_ref().map(term_of) == Some(m.current_term)
+    }
+
+    /// The current Raft term (the epoch of the zxids the current leader assigns).
+    pub fn current_term(&self) -> u64 {
+        self.inner.raft.metrics().borrow_watched().current_term
+    }
+
+    /// Whether this member leads and has applied every entry of earlier terms (its own term's
+    /// blank entry is applied), so that prep sees the whole committed tree.
+    pub fn leader_ready(&self) -> bool {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        m.state.is_leader() && m.last_applied.as_ref().map(term_of) == Some(m.current_term)
     }
 
     /// The current leader's server id, if one is known.
@@ -608,6 +634,9 @@ fn quorum_config(quorum: &QuorumOptions, snap_count: u64) -> Config {
         max_in_snapshot_log_to_keep: snap_count.max(1000),
         purge_batch_size: 1024,
         enable_leader_restore: Some(false),
+        // A member whose data directory was wiped rejoins with an empty log and is caught up
+        // by the leader, as a ZooKeeper member with an empty dataDir resyncs from the leader.
+        allow_log_reversion: Some(true),
         ..Config::default()
     }
 }

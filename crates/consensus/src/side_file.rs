@@ -11,9 +11,16 @@
 //! membership <term> <index>                           or `membership none`
 //! voters <id>,<id>,...                                one line per config of a joint config
 //! node <id> [<addr>]                                  every voter and learner
+//! previous <term> <index>                             the membership before it, if known
+//! previous-voters <id>,<id>,...                       as `voters`, for that membership
+//! previous-node <id> [<addr>]                         as `node`, for that membership
 //! term <term> <first log index>                       ascending; the most recent terms only
 //! end
 //! ```
+//!
+//! The previous membership is kept because the last membership entry may not be committed yet:
+//! when Raft truncates it (or it never reached the log before a crash), the previous one, which
+//! is committed (a group changes its membership one committed step at a time), is in force again.
 //!
 //! The file is replaced atomically: written to `ensemble.raft.tmp`, fsynced, renamed over the
 //! old one, then the directory is fsynced. A file without its `end` line is rejected.
@@ -25,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use openraft::{BasicNode, Membership};
 
-use crate::types::{log_id, StoredMembership, Vote};
+use crate::types::{log_id, LogId, StoredMembership, Vote};
 
 pub const SIDE_FILE_NAME: &str = "ensemble.raft";
 const HEADER: &str = "ensemble-raft 1";
@@ -38,6 +45,8 @@ const MAX_TERM_STARTS: usize = 64;
 pub struct RaftSideState {
     pub vote: Option<Vote>,
     pub membership: StoredMembership,
+    /// The membership before `membership`, if known.
+    pub prev_membership: Option<StoredMembership>,
     /// `(term, log index of the term's first entry)`, ascending by term.
     pub term_starts: Vec<(u64, u64)>,
 }
@@ -57,6 +66,64 @@ impl RaftSideState {
         self.term_starts.push((term, first_index));
         let excess = self.term_starts.len().saturating_sub(MAX_TERM_STARTS);
         self.term_starts.drain(..excess);
+    }
+
+    /// Records that `term` starts at `first_index` unless its start is known, keeping later terms
+    /// (for a snapshot installed from the leader, whose term this member's log may not hold).
+    pub fn insert_term_start(&mut self, term: u64, first_index: u64) {
+        if self.term_start(term).is_some() {
+            return;
+        }
+        let at = self.term_starts.partition_point(|(t, _)| *t < term);
+        self.term_starts.insert(at, (term, first_index));
+        let excess = self.term_starts.len().saturating_sub(MAX_TERM_STARTS);
+        self.term_starts.drain(..excess);
+    }
+
+    /// Makes `membership` the last one, the current one becoming the previous.
+    pub fn push_membership(&mut self, membership: StoredMembership) {
+        let prev = std::mem::replace(&mut self.membership, membership);
+        if prev.log_id().is_some() && prev.log_id() != self.membership.log_id() {
+            self.prev_membership = Some(prev);
+        }
+    }
+
+    /// Drops a membership logged after `last` (truncated, or never logged), falling back to the
+    /// previous one. Fails when that one is after `last` too, or unknown.
+    pub fn forget_membership_after(&mut self, last: Option<LogId>) -> Result<(), String> {
+        if self.membership.log_id() <= &last {
+            if self
+                .prev_membership
+                .as_ref()
+                .is_some_and(|p| p.log_id() > &last)
+            {
+                self.prev_membership = None;
+            }
+            return Ok(());
+        }
+        match self.prev_membership.take() {
+            Some(prev) if prev.log_id() <= &last => {
+                self.membership = prev;
+                Ok(())
+            }
+            _ => Err(format!(
+                "the membership change at {} is after {} and no earlier membership is known",
+                display(self.membership.log_id()),
+                display(&last),
+            )),
+        }
+    }
+
+    /// The membership in force after the entry `at`: the last one logged at or before it.
+    pub fn membership_at(&self, at: LogId) -> StoredMembership {
+        let at = Some(at);
+        if self.membership.log_id() <= &at {
+            return self.membership.clone();
+        }
+        match &self.prev_membership {
+            Some(prev) if prev.log_id() <= &at => prev.clone(),
+            _ => StoredMembership::default(),
+        }
     }
 
     /// Forgets the terms after `term` (their entries are gone from the log).
@@ -84,17 +151,13 @@ impl RaftSideState {
             Some(id) => out.push_str(&format!("membership {} {}\n", id.leader_id.term, id.index)),
             None => out.push_str("membership none\n"),
         }
-        let membership = self.membership.membership();
-        for config in membership.get_joint_config() {
-            let ids: Vec<String> = config.iter().map(u64::to_string).collect();
-            out.push_str(&format!("voters {}\n", ids.join(",")));
-        }
-        for (id, node) in membership.nodes() {
-            if node.addr.is_empty() {
-                out.push_str(&format!("node {id}\n"));
-            } else {
-                out.push_str(&format!("node {id} {}\n", node.addr));
+        encode_config(&mut out, "", self.membership.membership());
+        if let Some(prev) = &self.prev_membership {
+            match prev.log_id() {
+                Some(id) => out.push_str(&format!("previous {} {}\n", id.leader_id.term, id.index)),
+                None => out.push_str("previous none\n"),
             }
+            encode_config(&mut out, "previous-", prev.membership());
         }
         for (term, index) in &self.term_starts {
             out.push_str(&format!("term {term} {index}\n"));
@@ -114,6 +177,9 @@ impl RaftSideState {
         let mut membership_log_id = None;
         let mut configs: Vec<BTreeSet<u64>> = Vec::new();
         let mut nodes: BTreeMap<u64, BasicNode> = BTreeMap::new();
+        let mut prev: Option<Option<LogId>> = None;
+        let mut prev_configs: Vec<BTreeSet<u64>> = Vec::new();
+        let mut prev_nodes: BTreeMap<u64, BasicNode> = BTreeMap::new();
         let mut term_starts: Vec<(u64, u64)> = Vec::new();
         let mut ended = false;
         for (n, line) in lines {
@@ -148,7 +214,14 @@ impl RaftSideState {
                         membership_log_id = Some(log_id(term, num(words.next())?));
                     }
                 },
-                Some("voters") => {
+                Some("previous") => match words.next() {
+                    Some("none") => prev = Some(None),
+                    term => {
+                        let term = num(term)?;
+                        prev = Some(Some(log_id(term, num(words.next())?)));
+                    }
+                },
+                Some(word @ ("voters" | "previous-voters")) => {
                     let mut config = BTreeSet::new();
                     for id in words
                         .next()
@@ -158,12 +231,20 @@ impl RaftSideState {
                     {
                         config.insert(num(Some(id))?);
                     }
-                    configs.push(config);
+                    if word == "voters" {
+                        configs.push(config);
+                    } else {
+                        prev_configs.push(config);
+                    }
                 }
-                Some("node") => {
+                Some(word @ ("node" | "previous-node")) => {
                     let id = num(words.next())?;
                     let addr = words.next().unwrap_or("").to_string();
-                    nodes.insert(id, BasicNode { addr });
+                    if word == "node" {
+                        nodes.insert(id, BasicNode { addr });
+                    } else {
+                        prev_nodes.insert(id, BasicNode { addr });
+                    }
                 }
                 Some("term") => {
                     let term = num(words.next())?;
@@ -182,12 +263,39 @@ impl RaftSideState {
             return Err("no end line (truncated file)".into());
         }
         let membership = Membership::new(configs, nodes).map_err(|e| e.to_string())?;
+        let prev_membership = match prev {
+            None => None,
+            Some(id) => Some(StoredMembership::new(
+                id,
+                Membership::new(prev_configs, prev_nodes).map_err(|e| e.to_string())?,
+            )),
+        };
         Ok(RaftSideState {
             vote,
             membership: StoredMembership::new(membership_log_id, membership),
+            prev_membership,
             term_starts,
         })
     }
+}
+
+/// The `voters` and `node` lines of one membership, their names prefixed by `prefix`.
+fn encode_config(out: &mut String, prefix: &str, membership: &Membership<u64, BasicNode>) {
+    for config in membership.get_joint_config() {
+        let ids: Vec<String> = config.iter().map(u64::to_string).collect();
+        out.push_str(&format!("{prefix}voters {}\n", ids.join(",")));
+    }
+    for (id, node) in membership.nodes() {
+        if node.addr.is_empty() {
+            out.push_str(&format!("{prefix}node {id}\n"));
+        } else {
+            out.push_str(&format!("{prefix}node {id} {}\n", node.addr));
+        }
+    }
+}
+
+fn display(id: &Option<LogId>) -> String {
+    id.map_or_else(|| "the start of the log".to_string(), |id| id.to_string())
 }
 
 /// Where the side file of `data_dir` lives.
@@ -237,9 +345,11 @@ mod tests {
             ]),
         )
         .expect("membership");
+        let prev = Membership::new_with_defaults(vec![BTreeSet::from([1, 2])], [5]);
         let state = RaftSideState {
             vote: Some(Vote::new_committed(7, 2)),
             membership: StoredMembership::new(Some(log_id(3, 40)), membership),
+            prev_membership: Some(StoredMembership::new(Some(log_id(2, 9)), prev)),
             term_starts: vec![(0, 0), (1, 1), (7, 99)],
         };
         let text = state.encode();
@@ -248,6 +358,50 @@ mod tests {
             RaftSideState::decode(&RaftSideState::default().encode()),
             Ok(RaftSideState::default())
         );
+    }
+
+    #[test]
+    fn a_truncated_membership_falls_back_to_the_previous_one() {
+        let config = |ids: &[u64]| {
+            Membership::new_with_defaults(vec![ids.iter().copied().collect::<BTreeSet<_>>()], [])
+        };
+        let mut state = RaftSideState::default();
+        state.push_membership(StoredMembership::new(Some(log_id(0, 0)), config(&[1])));
+        state.push_membership(StoredMembership::new(
+            Some(log_id(2, 7)),
+            config(&[1, 2, 3]),
+        ));
+        assert_eq!(
+            state.membership_at(log_id(1, 5)).log_id(),
+            &Some(log_id(0, 0))
+        );
+        assert_eq!(
+            state.membership_at(log_id(2, 7)).log_id(),
+            &Some(log_id(2, 7))
+        );
+        state
+            .forget_membership_after(Some(log_id(2, 8)))
+            .expect("nothing to forget");
+        assert_eq!(state.membership.log_id(), &Some(log_id(2, 7)));
+        state
+            .forget_membership_after(Some(log_id(1, 6)))
+            .expect("falls back");
+        assert_eq!(state.membership.log_id(), &Some(log_id(0, 0)));
+        assert_eq!(state.prev_membership, None);
+        let err = state
+            .forget_membership_after(None)
+            .expect_err("nothing before");
+        assert!(err.contains("no earlier membership"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_term_start_is_inserted_in_order() {
+        let mut state = RaftSideState::default();
+        state.record_term_start(1, 1);
+        state.record_term_start(5, 40);
+        state.insert_term_start(3, 20);
+        state.insert_term_start(5, 99);
+        assert_eq!(state.term_starts, vec![(1, 1), (3, 20), (5, 40)]);
     }
 
     #[test]

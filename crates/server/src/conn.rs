@@ -299,6 +299,12 @@ enum Handshake {
 
 fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) -> Handshake {
     let peer = state.peer;
+    if !shared.serving() {
+        // As a ZooKeeper member without a quorum: close, so the client tries
+        // another member.
+        info!(%peer, "refusing connection: this server is not serving (no quorum)");
+        return Handshake::Refused;
+    }
     let last_zxid = shared.tree.read().last_zxid();
     if req.last_zxid_seen > last_zxid {
         info!(
@@ -328,6 +334,7 @@ fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) 
                 0,
                 ReplyKind::Connect { timeout, read_only },
             )),
+            done: None,
         });
         return Handshake::Pending;
     }
@@ -411,6 +418,7 @@ fn process_queue(
                 body: req.body,
                 auth: state.auth.clone(),
                 reply: Some((state.handle.clone(), req.xid, kind)),
+                done: None,
             });
             *pending += 1;
             continue;
@@ -420,9 +428,58 @@ fn process_queue(
         }
         let Some(req) = queue.pop_front() else { break };
         shared.touch(state.session_id);
+        if req.opcode == op::SYNC && shared.quorum {
+            // Later reads wait for the answer, like reads after a write.
+            *pending += 1;
+            sync_through_leader(shared.clone(), state.handle.clone(), req);
+            continue;
+        }
         if !reads::handle(shared, state, req) {
             return false;
         }
     }
     true
+}
+
+/// Answers a `sync` once this member has applied everything the leader had
+/// committed when the sync reached it (a quorum-confirmed read index), so a
+/// read after it is linearizable.
+fn sync_through_leader(shared: Arc<Shared>, conn: ConnHandle, req: Request) {
+    tokio::spawn(async move {
+        let path = match ensemble_proto::SyncRequest::read(&mut Reader::new(req.body)) {
+            Ok(r) => r.path,
+            Err(e) => {
+                warn!("closing connection: malformed sync request: {e}");
+                conn.close();
+                return;
+            }
+        };
+        let consensus = shared.consensus().clone();
+        let applied = match crate::quorum::sync_point(&shared).await {
+            Ok(zxid) => {
+                consensus
+                    .wait_applied(zxid, shared.quorum_timeout * 4)
+                    .await
+            }
+            Err(e) => {
+                warn!("sync failed: {e}");
+                false
+            }
+        };
+        if !applied {
+            conn.close();
+            return;
+        }
+        let zxid = shared.tree.read().last_zxid();
+        let mut w = ensemble_proto::Writer::new_frame();
+        ensemble_proto::ReplyHeader {
+            xid: req.xid,
+            zxid,
+            err: 0,
+        }
+        .write(&mut w);
+        ensemble_proto::SyncResponse { path }.write(&mut w);
+        conn.send(w.finish_frame());
+        conn.signal(Ctl::Applied);
+    });
 }

@@ -49,6 +49,10 @@ pub async fn container_task(shared: Arc<Shared>) {
     let spacing = Duration::from_millis(60_000 / shared.config.container_max_per_minute.max(1));
     loop {
         tokio::time::sleep(interval).await;
+        // In quorum mode only the leader removes containers, as in ZooKeeper.
+        if shared.quorum && !shared.consensus().leader_ready() {
+            continue;
+        }
         let now = shared.wall_clock_ms();
         let paths = {
             let tree = shared.tree.read();
@@ -70,6 +74,7 @@ pub async fn container_task(shared: Arc<Shared>) {
                 body: w.into_bytes(),
                 auth: Arc::new(Vec::new()),
                 reply: None,
+                done: None,
             });
             if let Some(rest) = spacing.checked_sub(started.elapsed()) {
                 tokio::time::sleep(rest).await;

@@ -15,6 +15,9 @@ pub fn word(first: &[u8; 4]) -> Option<&'static str> {
     WORDS.iter().copied().find(|w| *w == s)
 }
 
+/// ZooKeeper's answer to most words while a member has no quorum.
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 pub fn answer(shared: &Arc<Shared>, word: &str) -> String {
     if !shared.config.four_letter_word_allowed(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
@@ -23,9 +26,12 @@ pub fn answer(shared: &Arc<Shared>, word: &str) -> String {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
         "srvr" => {
+            let Some(mode) = shared.mode() else {
+                return NOT_SERVING.to_string();
+            };
             let tree = shared.tree.read();
             format!(
-                "Zookeeper version: {}\nLatency min/avg/max: 0/0.0/0\nReceived: 0\nSent: 0\nConnections: {}\nOutstanding: 0\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+                "Zookeeper version: {}\nLatency min/avg/max: 0/0.0/0\nReceived: 0\nSent: 0\nConnections: {}\nOutstanding: 0\nZxid: 0x{:x}\nMode: {mode}\nNode count: {}\n",
                 crate::VERSION_STRING,
                 shared.connection_count(),
                 tree.last_zxid(),

@@ -8,18 +8,19 @@ mod fourlw;
 mod multi;
 pub mod persist;
 pub mod pipeline;
+mod quorum;
 mod reads;
 pub mod session;
 pub mod watches;
 
 use bytes::Bytes;
 use ensemble_config::Config;
-use ensemble_consensus::{Consensus, DurableLog};
+use ensemble_consensus::{Consensus, DurableLog, Member, QuorumOptions};
 use ensemble_proto::{Jute, Writer};
 use ensemble_storage::TxnLogOptions;
 use ensemble_tree::{DataTree, Prep, PrepOptions};
 use parking_lot::{Mutex, RwLock};
-use pipeline::{PendingQueue, TreeApplier, WriteReq};
+use pipeline::{PendingQueue, Replies, TreeApplier, WriteReq};
 use session::SessionTable;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -67,7 +68,15 @@ pub struct Shared {
     pub sessions: Mutex<SessionTable>,
     pub prep: Mutex<Prep>,
     pub pending: Mutex<PendingQueue>,
+    /// Answers owed to this member's clients, by (session, cxid).
+    pub replies: Mutex<Replies>,
     prep_tx: mpsc::UnboundedSender<WriteReq>,
+    /// Quorum mode (`server.N` lines): writes go through the leader.
+    pub quorum: bool,
+    /// A leader not acknowledged by a quorum for this long stops serving.
+    pub quorum_timeout: Duration,
+    /// Sessions touched here since the last report to the leader.
+    touches: quorum::Touches,
     consensus: OnceLock<Consensus>,
     pub snapshotter: persist::Snapshotter,
     next_conn: AtomicU64,
@@ -96,6 +105,20 @@ impl Shared {
     pub fn touch(&self, session_id: i64) {
         let now = self.now_ms();
         self.sessions.lock().touch(session_id, now);
+        if self.quorum {
+            self.touches.record(session_id);
+        }
+    }
+
+    /// Whether this member may serve clients now (always in standalone mode).
+    pub fn serving(&self) -> bool {
+        quorum::serving(self)
+    }
+
+    /// ZooKeeper's `Mode:` value (`standalone`, `leader`, `follower`,
+    /// `observer`), or None while the member is not serving.
+    pub fn mode(&self) -> Option<&'static str> {
+        quorum::mode_name(self)
     }
 
     pub fn submit_write(&self, req: WriteReq) {
@@ -186,8 +209,15 @@ impl Server {
         let addr = listener.local_addr().unwrap_or(addr);
         let (prep_tx, prep_rx) = mpsc::unbounded_channel();
         let started = Instant::now();
+        let quorum = config.is_quorum();
+        let server_id = if quorum {
+            config.my_id.unwrap_or(STANDALONE_SERVER_ID)
+        } else {
+            STANDALONE_SERVER_ID
+        };
+        let timing = QuorumTiming::of(&config);
         let first_session = session::initial_session_id(
-            STANDALONE_SERVER_ID,
+            server_id,
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -211,7 +241,11 @@ impl Server {
             sessions: Mutex::new(sessions),
             prep: Mutex::new(prep),
             pending: Mutex::new(PendingQueue::default()),
+            replies: Mutex::new(Replies::default()),
             prep_tx,
+            quorum,
+            quorum_timeout: timing.election_timeout.1,
+            touches: quorum::Touches::default(),
             consensus: OnceLock::new(),
             snapshotter: persist::Snapshotter::new(&config),
             next_conn: AtomicU64::new(1),
@@ -235,10 +269,45 @@ impl Server {
             },
             snap_count: shared.config.snap_count,
         };
-        let consensus =
-            Consensus::start_standalone_durable(STANDALONE_SERVER_ID, applier, log, recovered_zxid)
-                .await
-                .map_err(|e| ServerError::Consensus(e.to_string()))?;
+        let consensus = if quorum {
+            let members = shared
+                .config
+                .servers
+                .iter()
+                .map(|(id, spec)| Member {
+                    id: *id,
+                    peer_addr: peer_addr(&spec.host, spec.peer_port),
+                    voter: !spec.observer,
+                })
+                .collect();
+            let listen = shared
+                .config
+                .servers
+                .get(&server_id)
+                .map(|spec| listen_addr(&spec.host, spec.peer_port))
+                .ok_or_else(|| {
+                    ServerError::Consensus(format!("no server.{server_id} line for this server"))
+                })??;
+            let options = QuorumOptions {
+                members,
+                listen,
+                heartbeat: timing.heartbeat,
+                election_timeout: timing.election_timeout,
+            };
+            let handler = Arc::new(quorum::ServerPeer {
+                shared: Arc::downgrade(&shared),
+            });
+            info!(
+                "quorum member server.{server_id}: heartbeat {} ms, election timeout {}-{} ms",
+                timing.heartbeat.as_millis(),
+                timing.election_timeout.0.as_millis(),
+                timing.election_timeout.1.as_millis()
+            );
+            Consensus::start_quorum(server_id, applier, log, recovered_zxid, options, handler).await
+        } else {
+            Consensus::start_standalone_durable(server_id, applier, log, recovered_zxid).await
+        }
+        .map_err(|e| ServerError::Consensus(e.to_string()))?;
         let _ = shared.consensus.set(consensus);
 
         tokio::spawn(pipeline::prep_task(shared.clone(), prep_rx));
@@ -246,6 +315,9 @@ impl Server {
         tokio::spawn(containers::container_task(shared.clone()));
         tokio::spawn(persist::snapshot_task(shared.clone()));
         tokio::spawn(persist::purge_task(shared.clone()));
+        if quorum {
+            tokio::spawn(quorum::role_task(shared.clone()));
+        }
         tokio::spawn(accept_loop(shared.clone(), listener));
         info!("serving clients on {addr}");
         Ok(Server { shared, addr })
@@ -294,6 +366,10 @@ async fn session_ticker(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(tick);
     loop {
         interval.tick().await;
+        // Only the leader expires sessions; the others report touches to it.
+        if shared.quorum && !shared.consensus().leader_ready() {
+            continue;
+        }
         let now = shared.now_ms();
         let expired = shared.sessions.lock().take_expired(now);
         for id in expired {
@@ -311,7 +387,48 @@ async fn session_ticker(shared: Arc<Shared>) {
                 body: Bytes::new(),
                 auth: Arc::new(Vec::new()),
                 reply: None,
+                done: None,
             });
         }
     }
+}
+
+/// Raft timing derived from ZooKeeper's settings. ZooKeeper's followers give
+/// up on a silent leader after `syncLimit` ticks; here a follower that hears
+/// nothing for 2 to 4 ticks (never more than `syncLimit` ticks) starts an
+/// election, and the leader sends a heartbeat every half tick.
+struct QuorumTiming {
+    heartbeat: Duration,
+    election_timeout: (Duration, Duration),
+}
+
+impl QuorumTiming {
+    fn of(config: &Config) -> QuorumTiming {
+        let tick = (config.tick_time.max(1)) as u64;
+        let limit = tick * (config.sync_limit.max(1) as u64);
+        let min = (tick * 2).min(limit).max(20);
+        let max = (tick * 4).min(limit * 2).max(min + 10);
+        QuorumTiming {
+            heartbeat: Duration::from_millis((tick / 2).clamp(5, min / 3)),
+            election_timeout: (Duration::from_millis(min), Duration::from_millis(max)),
+        }
+    }
+}
+
+fn peer_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The socket address to listen on for peers: `server.N`'s host, resolved.
+fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
+    use std::net::ToSocketAddrs;
+    let addr = peer_addr(host, port);
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ServerError::Consensus(format!("cannot resolve peer address {addr}")))
 }

@@ -37,16 +37,23 @@ pub struct WriteReq {
     pub body: Bytes,
     pub auth: Arc<Vec<Id>>,
     /// Where the answer goes: the connection, the xid and the reply shape.
-    /// None for txns the server makes itself (session expiry).
-    pub reply: Option<(ConnHandle, i32, ReplyKind)>,
+    /// None for txns the server makes itself (session expiry) and for writes
+    /// another member forwarded (that member answers its client).
+    pub reply: Option<Reply>,
+    /// Told the outcome once the txn is committed and applied here, or failed
+    /// (writes forwarded by another member wait on it).
+    pub done: Option<tokio::sync::oneshot::Sender<Result<i64, String>>>,
 }
 
-/// A proposed txn waiting for its turn to be applied.
+/// Where the answer to a write goes: the connection, the xid and the reply shape.
+pub type Reply = (ConnHandle, i32, ReplyKind);
+
+/// A txn this member prepped, waiting for its turn to be applied: when it is,
+/// prep forgets the changes it recorded for it.
 pub struct PendingWrite {
     pub seq: u64,
     pub session_id: i64,
     pub cxid: i32,
-    pub reply: Option<(ConnHandle, i32, ReplyKind)>,
 }
 
 #[derive(Default)]
@@ -67,14 +74,63 @@ impl PendingQueue {
         }
     }
 
-    fn drain(&mut self) -> Vec<PendingWrite> {
-        self.q.drain(..).collect()
+    pub fn clear(&mut self) {
+        self.q.clear();
+    }
+}
+
+/// Answers owed to clients of this member, by (session, cxid): a write is
+/// answered when its txn is applied here, whichever member prepped it.
+#[derive(Default)]
+pub struct Replies {
+    map: std::collections::HashMap<(i64, i32), Reply>,
+}
+
+impl Replies {
+    pub fn insert(&mut self, session_id: i64, cxid: i32, reply: Reply) {
+        self.map.insert((session_id, cxid), reply);
+    }
+
+    pub fn take(&mut self, session_id: i64, cxid: i32) -> Option<Reply> {
+        self.map.remove(&(session_id, cxid))
+    }
+
+    /// Drops every owed answer, closing the connections so their clients see
+    /// ConnectionLoss (whether the writes commit later is unknown).
+    pub fn fail_all(&mut self) {
+        for (_, (conn, _, _)) in self.map.drain() {
+            conn.close();
+        }
     }
 }
 
 /// The prep stage: one task, so txns are validated and proposed in order.
+/// On a member that does not lead, writes are forwarded to the leader in the
+/// same order instead; the answer comes when the txn is applied here.
 pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
+    // The term whose leadership the prep state (pending changes) belongs to.
+    let mut prepped_term = None;
     while let Some(req) = rx.recv().await {
+        if let Some(reply) = req.reply.clone() {
+            shared
+                .replies
+                .lock()
+                .insert(req.session_id, req.cxid, reply);
+        }
+        let consensus = shared.consensus().clone();
+        if shared.quorum {
+            if !wait_leader_ready(&consensus).await {
+                forward(&shared, &consensus, req);
+                continue;
+            }
+            let term = consensus.current_term();
+            if prepped_term != Some(term) {
+                // Changes recorded under an older leadership may never commit.
+                shared.prep.lock().reset();
+                shared.pending.lock().clear();
+                prepped_term = Some(term);
+            }
+        }
         let time = shared.wall_clock_ms();
         let prepared = {
             let tree = shared.tree.read();
@@ -102,23 +158,64 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
             seq: prepared.seq,
             session_id: req.session_id,
             cxid: req.cxid,
-            reply: req.reply,
         });
-        let fut = shared.consensus().propose(payload);
+        let fut = consensus.propose(payload);
         let shared2 = shared.clone();
+        let done = req.done;
         tokio::spawn(async move {
-            if let Err(e) = fut.await {
+            let result = fut.await;
+            if let Err(e) = &result {
                 error!("write could not be committed: {e}");
                 // Without a commit there is no answer: drop the clients so
                 // they see ConnectionLoss rather than wait forever.
-                for p in shared2.pending.lock().drain() {
-                    if let Some((c, _, _)) = p.reply {
-                        c.close();
-                    }
-                }
+                shared2.replies.lock().fail_all();
+            }
+            if let Some(done) = done {
+                let _ = done.send(result.map_err(|e| e.to_string()));
             }
         });
     }
+}
+
+/// In quorum mode: whether this member leads and may prep. A member that has
+/// just been elected waits (briefly) until earlier terms' txns are applied.
+async fn wait_leader_ready(consensus: &ensemble_consensus::Consensus) -> bool {
+    for _ in 0..400 {
+        if consensus.leader_ready() {
+            return true;
+        }
+        if consensus.role() != ensemble_consensus::Role::Leader {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    false
+}
+
+/// Sends a write to the leader. If it fails, the client's connection closes
+/// (ConnectionLoss), as a ZooKeeper follower does when it loses its leader.
+fn forward(shared: &Arc<Shared>, consensus: &ensemble_consensus::Consensus, req: WriteReq) {
+    let body = crate::quorum::encode_write(&req);
+    let call = consensus.call_leader(body);
+    let shared = shared.clone();
+    let (session_id, cxid) = (req.session_id, req.cxid);
+    let done = req.done;
+    tokio::spawn(async move {
+        let result = call.await;
+        if let Err(e) = &result {
+            warn!("write of session 0x{session_id:x} not forwarded to the leader: {e}");
+            if let Some((conn, _, _)) = shared.replies.lock().take(session_id, cxid) {
+                conn.close();
+            }
+        }
+        if let Some(done) = done {
+            let _ = done.send(
+                result
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| crate::quorum::decode_zxid(&b)),
+            );
+        }
+    });
 }
 
 fn reply_frame(xid: i32, zxid: i64, err: i32, body: Option<&dyn Fn(&mut Writer)>) -> Bytes {
@@ -196,6 +293,77 @@ pub struct TreeApplier {
 }
 
 impl ensemble_consensus::Applier for TreeApplier {
+    /// An O(1) copy of the tree and the session list; the job writes them as a
+    /// ZooKeeper snapshot (uncompressed) and returns its bytes.
+    fn capture(&self, zxid: i64) -> Box<dyn FnOnce() -> std::io::Result<Bytes> + Send> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Box::new(|| Err(std::io::Error::other("server is stopping")));
+        };
+        let (tree, sessions) = {
+            let tree = shared.tree.read();
+            (tree.clone(), shared.sessions.lock().list())
+        };
+        let dir = shared
+            .config
+            .data_dir
+            .join(format!("ensemble-transfer.{zxid:x}"));
+        Box::new(move || {
+            let opts = ensemble_storage::SnapshotOptions {
+                fsync: false,
+                ..Default::default()
+            };
+            let result = ensemble_storage::write_snapshot_with(&dir, &tree, &sessions, zxid, &opts)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(std::fs::read);
+            let _ = std::fs::remove_dir_all(&dir);
+            result.map(Bytes::from)
+        })
+    }
+
+    /// Writes the leader's snapshot into dataDir as `snapshot.<zxid>` (so a
+    /// restart starts from it), loads it, and replaces tree and sessions.
+    /// Clients of this member reconnect and re-register their watches.
+    fn install(&self, zxid: i64, data: &Bytes) -> std::io::Result<()> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(std::io::Error::other("server is stopping"));
+        };
+        let dir = ensemble_storage::version_dir(&shared.config.data_dir);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(ensemble_storage::snapshot_file_name(zxid, ""));
+        let tmp = dir.join(format!("snapshot.transfer.{zxid:x}"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        let loaded = ensemble_storage::read_snapshot(&path)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+        info!(
+            "installed the leader's snapshot at zxid 0x{zxid:x}: {} znodes, {} sessions",
+            loaded.tree.node_count(),
+            loaded.sessions.len()
+        );
+        let mut tree = shared.tree.write();
+        *tree = loaded.tree;
+        let now = shared.now_ms();
+        let mut sessions = shared.sessions.lock();
+        for conn in sessions.connections() {
+            conn.close();
+        }
+        for id in sessions.ids() {
+            sessions.remove(id);
+        }
+        for (id, timeout) in loaded.sessions {
+            sessions.add(id, timeout, now, None);
+        }
+        drop(sessions);
+        shared.replies.lock().fail_all();
+        drop(tree);
+        Ok(())
+    }
+
     fn apply(&self, zxid: i64, payload: &Bytes) {
         let Some(shared) = self.shared.upgrade() else {
             return;
@@ -217,6 +385,7 @@ impl ensemble_consensus::Applier for TreeApplier {
             }
         };
         let pending = shared.pending.lock().take(hdr.client_id, hdr.cxid);
+        let reply = shared.replies.lock().take(hdr.client_id, hdr.cxid);
         shared.snapshotter.applied(payload.len() as u64);
 
         let mut tree = shared.tree.write();
@@ -227,10 +396,7 @@ impl ensemble_consensus::Applier for TreeApplier {
         let mut close_conn = None;
         match &body {
             TxnBody::CreateSession(t) => {
-                let conn = pending
-                    .as_ref()
-                    .and_then(|p| p.reply.as_ref())
-                    .map(|r| r.0.clone());
+                let conn = reply.as_ref().map(|r| r.0.clone());
                 let now = shared.now_ms();
                 shared
                     .sessions
@@ -257,8 +423,8 @@ impl ensemble_consensus::Applier for TreeApplier {
             }
         }
 
-        if let Some(p) = &pending {
-            if let Some((conn, xid, kind)) = &p.reply {
+        {
+            if let Some((conn, xid, kind)) = &reply {
                 match kind {
                     ReplyKind::Normal { opcode } => {
                         conn.send(write_reply(*opcode, *xid, zxid, &outcome));
@@ -289,11 +455,6 @@ impl ensemble_consensus::Applier for TreeApplier {
         }
         if let Some(p) = pending {
             shared.prep.lock().applied(p.seq);
-        } else {
-            warn!(
-                "applied txn 0x{zxid:x} of session 0x{:x} that was not proposed here",
-                hdr.client_id
-            );
         }
         drop(tree);
     }

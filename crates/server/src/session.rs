@@ -162,6 +162,26 @@ impl SessionTable {
         }
     }
 
+    /// Gives every session a full timeout from `now_ms` and forgets earlier
+    /// expiry decisions: a member that starts leading does not know when the
+    /// sessions were last seen elsewhere.
+    pub fn refresh_all(&mut self, now_ms: u64) {
+        let tick = self.tick_ms;
+        for s in self.sessions.values_mut() {
+            let t = now_ms + s.timeout_ms.max(0) as u64;
+            s.expires_at = (t / tick + 1) * tick;
+            s.closing = false;
+        }
+    }
+
+    /// The connections of the sessions connected to this member.
+    pub fn connections(&self) -> Vec<ConnHandle> {
+        self.sessions
+            .values()
+            .filter_map(|s| s.conn.clone())
+            .collect()
+    }
+
     /// Marks every session past its expiry as closing and returns their ids.
     pub fn take_expired(&mut self, now_ms: u64) -> Vec<i64> {
         let mut out = Vec::new();

@@ -1,0 +1,261 @@
+//! Quorum mode, the server's side: what members say to the leader (forwarded
+//! writes, session touches, sync), and the tasks that follow the member's role
+//! (stop serving without a quorum, take over session expiry when leading).
+//!
+//! Calls travel through `Consensus::call_leader` on the peer port. Each body
+//! is jute: an `int` kind, then the kind's fields.
+
+use crate::pipeline::WriteReq;
+use crate::Shared;
+use bytes::Bytes;
+use ensemble_consensus::{ConsensusError, PeerHandler, Role};
+use ensemble_proto::{Id, Reader, Writer};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tracing::{info, warn};
+
+const KIND_WRITE: i32 = 1;
+const KIND_TOUCH: i32 = 2;
+const KIND_SYNC: i32 = 3;
+
+/// A write forwarded to the leader: session, cxid, opcode, auth ids, body.
+pub fn encode_write(req: &WriteReq) -> Bytes {
+    let mut w = Writer::with_capacity(64 + req.body.len());
+    w.write_i32(KIND_WRITE);
+    w.write_i64(req.session_id);
+    w.write_i32(req.cxid);
+    w.write_i32(req.opcode);
+    w.write_i32(req.auth.len() as i32);
+    for id in req.auth.iter() {
+        w.write_string(&id.scheme);
+        w.write_string(&id.id);
+    }
+    w.write_buffer(Some(&req.body));
+    w.into_bytes()
+}
+
+fn encode_zxid(zxid: i64) -> Bytes {
+    let mut w = Writer::new();
+    w.write_i64(zxid);
+    w.into_bytes()
+}
+
+pub fn decode_zxid(b: &Bytes) -> Result<i64, String> {
+    Reader::new(b.clone())
+        .read_i64()
+        .map_err(|e| format!("bad answer from the leader: {e}"))
+}
+
+/// Session ids touched by this member's clients since the last report.
+#[derive(Default)]
+pub struct Touches {
+    ids: parking_lot::Mutex<HashSet<i64>>,
+}
+
+impl Touches {
+    pub fn record(&self, session_id: i64) {
+        self.ids.lock().insert(session_id);
+    }
+
+    fn take(&self) -> Vec<i64> {
+        self.ids.lock().drain().collect()
+    }
+}
+
+/// Answers calls from other members; only the leader gets them.
+pub struct ServerPeer {
+    pub shared: Weak<Shared>,
+}
+
+impl PeerHandler for ServerPeer {
+    fn handle(
+        &self,
+        from: u64,
+        body: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Box::pin(async { Err("server is stopping".to_string()) });
+        };
+        let mut r = Reader::new(body);
+        let kind = match r.read_i32() {
+            Ok(k) => k,
+            Err(e) => return Box::pin(async move { Err(format!("bad call: {e}")) }),
+        };
+        match kind {
+            KIND_WRITE => match decode_write(&mut r) {
+                Ok(mut req) => {
+                    // Submitted now, so writes from one member keep their order.
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    req.done = Some(tx);
+                    shared.submit_write(req);
+                    Box::pin(async move {
+                        match rx.await {
+                            Ok(Ok(zxid)) => Ok(encode_zxid(zxid)),
+                            Ok(Err(e)) => Err(e),
+                            Err(_) => Err("the write was dropped".to_string()),
+                        }
+                    })
+                }
+                Err(e) => {
+                    Box::pin(async move { Err(format!("bad write from server.{from}: {e}")) })
+                }
+            },
+            KIND_TOUCH => {
+                let result = decode_touch(&mut r).map(|ids| {
+                    let now = shared.now_ms();
+                    let mut sessions = shared.sessions.lock();
+                    for id in ids {
+                        sessions.touch(id, now);
+                    }
+                    Bytes::new()
+                });
+                Box::pin(async move { result })
+            }
+            KIND_SYNC => Box::pin(async move {
+                shared
+                    .consensus()
+                    .read_index()
+                    .await
+                    .map(encode_zxid)
+                    .map_err(|e| e.to_string())
+            }),
+            other => Box::pin(async move { Err(format!("unknown call kind {other}")) }),
+        }
+    }
+}
+
+fn decode_write(r: &mut Reader) -> Result<WriteReq, ensemble_proto::JuteError> {
+    let session_id = r.read_i64()?;
+    let cxid = r.read_i32()?;
+    let opcode = r.read_i32()?;
+    let n = r.read_i32()?.max(0) as usize;
+    let mut auth = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        let scheme = r.read_string()?;
+        let id = r.read_string()?;
+        auth.push(Id { scheme, id });
+    }
+    let body = r.read_buffer()?.unwrap_or_default();
+    Ok(WriteReq {
+        session_id,
+        cxid,
+        opcode,
+        body,
+        auth: Arc::new(auth),
+        reply: None,
+        done: None,
+    })
+}
+
+fn decode_touch(r: &mut Reader) -> Result<Vec<i64>, String> {
+    let n = r.read_i32().map_err(|e| e.to_string())?.max(0) as usize;
+    (0..n)
+        .map(|_| r.read_i64().map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// The zxid at which a `sync` of this member's session may be answered: the
+/// leader's read index (a quorum confirmed it still leads).
+pub async fn sync_point(shared: &Shared) -> Result<i64, ConsensusError> {
+    let consensus = shared.consensus();
+    if consensus.role() == Role::Leader {
+        return consensus.read_index().await;
+    }
+    let mut w = Writer::new();
+    w.write_i32(KIND_SYNC);
+    let answer = consensus.call_leader(w.into_bytes()).await?;
+    decode_zxid(&answer).map_err(ConsensusError::Remote)
+}
+
+/// Whether this member may serve clients: it knows a leader, and when it is
+/// the leader, a quorum acknowledged it within an election timeout.
+pub fn serving(shared: &Shared) -> bool {
+    if !shared.quorum {
+        return true;
+    }
+    let consensus = shared.consensus();
+    match consensus.role() {
+        Role::Looking => false,
+        Role::Leader => consensus
+            .millis_since_quorum_ack()
+            .is_some_and(|ms| ms <= shared.quorum_timeout.as_millis() as u64),
+        Role::Follower | Role::Observer => consensus.synced_with_leader(),
+    }
+}
+
+/// Follows the member's role: reports session touches to the leader, gives
+/// every session a fresh timeout when this member starts leading (as a new
+/// ZooKeeper leader does), and closes every client connection when the member
+/// stops serving, so clients move to a member of the majority.
+pub async fn role_task(shared: Arc<Shared>) {
+    let period = Duration::from_millis((shared.config.tick_time as u64 / 2).clamp(10, 1000));
+    let mut interval = tokio::time::interval(period);
+    let mut was_serving = false;
+    let mut was_leader = false;
+    loop {
+        interval.tick().await;
+        let consensus = shared.consensus().clone();
+        let role = consensus.role();
+        let leader = role == Role::Leader;
+        if leader && !was_leader {
+            let now = shared.now_ms();
+            shared.sessions.lock().refresh_all(now);
+            info!("leading in epoch {}", consensus.current_term());
+        }
+        was_leader = leader;
+
+        let serving = serving(&shared);
+        if was_serving && !serving {
+            warn!("not serving clients: no quorum ({role:?}); closing client connections");
+            for conn in shared.sessions.lock().connections() {
+                conn.close();
+            }
+            shared.replies.lock().fail_all();
+        } else if serving && !was_serving {
+            info!(
+                "serving clients as {}",
+                crate::quorum::mode_name(&shared).unwrap_or("?")
+            );
+        }
+        was_serving = serving;
+
+        if !leader {
+            let ids = shared.touches.take();
+            if !ids.is_empty() && serving {
+                let mut w = Writer::with_capacity(8 + ids.len() * 8);
+                w.write_i32(KIND_TOUCH);
+                w.write_i32(ids.len() as i32);
+                for id in &ids {
+                    w.write_i64(*id);
+                }
+                let call = consensus.call_leader(w.into_bytes());
+                tokio::spawn(async move {
+                    if let Err(e) = call.await {
+                        tracing::debug!("session touches not delivered: {e}");
+                    }
+                });
+            }
+        } else {
+            shared.touches.take();
+        }
+    }
+}
+
+/// ZooKeeper's `Mode:` value, or None when the member is not serving.
+pub fn mode_name(shared: &Shared) -> Option<&'static str> {
+    if !shared.quorum {
+        return Some("standalone");
+    }
+    if !serving(shared) {
+        return None;
+    }
+    Some(match shared.consensus().role() {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Observer => "observer",
+        Role::Looking => return None,
+    })
+}
