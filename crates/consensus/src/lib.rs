@@ -305,7 +305,7 @@ impl Consensus {
             };
         let started = match &quorum {
             None => become_leader(server_id, &raft).await,
-            Some((q, _, _)) => join_quorum(&raft, q).await,
+            Some((q, _, _)) => join_quorum(server_id, &raft, q).await,
         };
         if let Err(e) = started {
             if let Err(e) = raft.shutdown().await {
@@ -324,6 +324,7 @@ impl Consensus {
                     tracing::warn!(error = %e, "cannot build the first snapshot");
                 }
                 tokio::spawn(network::serve(listener, raft.clone(), handler));
+                tokio::spawn(add_observers(raft.clone(), q.members.clone()));
                 let metrics = raft.server_metrics();
                 let net = network.clone();
                 let leader = move || {
@@ -609,8 +610,14 @@ fn fatal(e: impl std::fmt::Display) -> ConsensusError {
 
 /// Initializes a fresh member with the configured voters (every member does the same, so the
 /// initial membership entry is identical everywhere), then returns without waiting for a leader.
-async fn join_quorum(raft: &Raft, quorum: &QuorumOptions) -> Result<(), ConsensusError> {
-    if !raft.is_initialized().await.map_err(fatal)? {
+async fn join_quorum(
+    server_id: u64,
+    raft: &Raft,
+    quorum: &QuorumOptions,
+) -> Result<(), ConsensusError> {
+    let voter = quorum.members.iter().any(|m| m.id == server_id && m.voter);
+    // An observer waits for the leader to add it as a learner.
+    if voter && !raft.is_initialized().await.map_err(fatal)? {
         let voters: BTreeMap<u64, BasicNode> = quorum
             .members
             .iter()
@@ -620,6 +627,45 @@ async fn join_quorum(raft: &Raft, quorum: &QuorumOptions) -> Result<(), Consensu
         raft.initialize(voters).await.map_err(fatal)?;
     }
     Ok(())
+}
+
+/// While this member leads, makes every configured observer a learner: it receives the log but
+/// does not vote, as a ZooKeeper observer.
+async fn add_observers(raft: Raft, members: Vec<Member>) {
+    let observers: Vec<&Member> = members.iter().filter(|m| !m.voter).collect();
+    if observers.is_empty() {
+        return;
+    }
+    let mut metrics = raft.metrics();
+    loop {
+        let missing: Vec<&Member> = {
+            let m = metrics.borrow_watched();
+            let ready =
+                m.state.is_leader() && m.last_applied.as_ref().map(term_of) == Some(m.current_term);
+            if ready {
+                let known = m.membership_config.membership();
+                observers
+                    .iter()
+                    .copied()
+                    .filter(|o| known.get_node(&o.id).is_none())
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        };
+        for o in missing {
+            match raft
+                .add_learner(o.id, BasicNode::new(o.peer_addr.clone()), false)
+                .await
+            {
+                Ok(_) => tracing::info!("added observer server.{} as a learner", o.id),
+                Err(e) => tracing::debug!("cannot add observer server.{} yet: {e}", o.id),
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn quorum_config(quorum: &QuorumOptions, snap_count: u64) -> Config {
