@@ -335,6 +335,7 @@ fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) 
                 ReplyKind::Connect { timeout, read_only },
             )),
             done: None,
+            from: None,
         });
         return Handshake::Pending;
     }
@@ -367,6 +368,7 @@ fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) 
             read_only,
         };
         state.handle.send(crate::encode_frame(&rsp));
+        crate::quorum::claim_session(shared, id);
         info!(%peer, "resumed session 0x{id:x} with timeout {timeout} ms");
         Handshake::Done
     } else {
@@ -419,6 +421,7 @@ fn process_queue(
                 auth: state.auth.clone(),
                 reply: Some((state.handle.clone(), req.xid, kind)),
                 done: None,
+                from: None,
             });
             *pending += 1;
             continue;

@@ -75,6 +75,7 @@ pub async fn container_task(shared: Arc<Shared>) {
                 auth: Arc::new(Vec::new()),
                 reply: None,
                 done: None,
+                from: None,
             });
             if let Some(rest) = spacing.checked_sub(started.elapsed()) {
                 tokio::time::sleep(rest).await;

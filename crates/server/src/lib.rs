@@ -77,6 +77,8 @@ pub struct Shared {
     pub quorum_timeout: Duration,
     /// Sessions touched here since the last report to the leader.
     touches: quorum::Touches,
+    /// On the leader: the member holding each session's connection.
+    pub owners: Mutex<quorum::Owners>,
     consensus: OnceLock<Consensus>,
     pub snapshotter: persist::Snapshotter,
     next_conn: AtomicU64,
@@ -246,6 +248,7 @@ impl Server {
             quorum,
             quorum_timeout: timing.election_timeout.1,
             touches: quorum::Touches::default(),
+            owners: Mutex::new(quorum::Owners::default()),
             consensus: OnceLock::new(),
             snapshotter: persist::Snapshotter::new(&config),
             next_conn: AtomicU64::new(1),
@@ -388,6 +391,7 @@ async fn session_ticker(shared: Arc<Shared>) {
                 auth: Arc::new(Vec::new()),
                 reply: None,
                 done: None,
+                from: None,
             });
         }
     }

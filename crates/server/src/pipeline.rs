@@ -43,6 +43,9 @@ pub struct WriteReq {
     /// Told the outcome once the txn is committed and applied here, or failed
     /// (writes forwarded by another member wait on it).
     pub done: Option<tokio::sync::oneshot::Sender<Result<i64, String>>>,
+    /// Quorum mode: the member holding the client's connection (None for
+    /// this member's own clients and txns the server makes itself).
+    pub from: Option<u64>,
 }
 
 /// Where the answer to a write goes: the connection, the xid and the reply shape.
@@ -132,33 +135,55 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
             }
         }
         let time = shared.wall_clock_ms();
-        let prepared = {
-            let tree = shared.tree.read();
-            shared.prep.lock().prep(
-                &tree,
-                req.session_id,
-                req.opcode,
-                &req.body,
-                &req.auth,
+        let moved = shared.quorum && !shared.owners.lock().check(&req, consensus.server_id());
+        let payload = if moved {
+            // The session reconnected to another member: as ZooKeeper, the
+            // write fails with SessionMoved through the log.
+            let hdr = TxnHeader {
+                client_id: req.session_id,
+                cxid: req.cxid,
+                zxid: 0,
                 time,
-            )
+                r#type: op::ERROR,
+            };
+            let mut w = Writer::with_capacity(64);
+            hdr.write(&mut w);
+            w.write_raw(
+                &TxnBody::Error(ensemble_proto::ErrorTxn {
+                    err: ErrorCode::SessionMoved.code(),
+                })
+                .encode(),
+            );
+            w.into_bytes()
+        } else {
+            let prepared = {
+                let tree = shared.tree.read();
+                shared.prep.lock().prep(
+                    &tree,
+                    req.session_id,
+                    req.opcode,
+                    &req.body,
+                    &req.auth,
+                    time,
+                )
+            };
+            let hdr = TxnHeader {
+                client_id: req.session_id,
+                cxid: req.cxid,
+                zxid: 0,
+                time,
+                r#type: prepared.txn_type,
+            };
+            let mut w = Writer::with_capacity(64 + req.body.len());
+            hdr.write(&mut w);
+            w.write_raw(&prepared.body.encode());
+            shared.pending.lock().push(PendingWrite {
+                seq: prepared.seq,
+                session_id: req.session_id,
+                cxid: req.cxid,
+            });
+            w.into_bytes()
         };
-        let hdr = TxnHeader {
-            client_id: req.session_id,
-            cxid: req.cxid,
-            zxid: 0,
-            time,
-            r#type: prepared.txn_type,
-        };
-        let mut w = Writer::with_capacity(64 + req.body.len());
-        hdr.write(&mut w);
-        w.write_raw(&prepared.body.encode());
-        let payload = w.into_bytes();
-        shared.pending.lock().push(PendingWrite {
-            seq: prepared.seq,
-            session_id: req.session_id,
-            cxid: req.cxid,
-        });
         let fut = consensus.propose(payload);
         let shared2 = shared.clone();
         let done = req.done;

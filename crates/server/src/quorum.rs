@@ -20,6 +20,62 @@ use tracing::{info, warn};
 const KIND_WRITE: i32 = 1;
 const KIND_TOUCH: i32 = 2;
 const KIND_SYNC: i32 = 3;
+const KIND_OWN: i32 = 4;
+
+/// On the leader: which member holds each session's connection, so that a
+/// write from a member the session has left fails with SessionMoved.
+#[derive(Default)]
+pub struct Owners {
+    by_session: std::collections::HashMap<i64, u64>,
+}
+
+impl Owners {
+    /// Records or checks the owner of the request's session; false when the
+    /// session has moved to another member.
+    pub fn check(&mut self, req: &WriteReq, me: u64) -> bool {
+        use ensemble_proto::op;
+        let member = match (req.from, &req.reply) {
+            (Some(from), _) => from,
+            (None, Some(_)) => me,
+            // The server's own txns (expiry, containers) belong to no member.
+            (None, None) => return true,
+        };
+        if req.opcode == op::CREATE_SESSION {
+            self.by_session.insert(req.session_id, member);
+            return true;
+        }
+        let owner = *self.by_session.entry(req.session_id).or_insert(member);
+        if req.opcode == op::CLOSE_SESSION && owner == member {
+            self.by_session.remove(&req.session_id);
+        }
+        owner == member
+    }
+
+    pub fn set(&mut self, session_id: i64, member: u64) {
+        self.by_session.insert(session_id, member);
+    }
+}
+
+/// Tells the leader that `session_id` is now connected to this member.
+pub fn claim_session(shared: &Arc<Shared>, session_id: i64) {
+    if !shared.quorum {
+        return;
+    }
+    let consensus = shared.consensus().clone();
+    if consensus.role() == Role::Leader {
+        shared.owners.lock().set(session_id, consensus.server_id());
+        return;
+    }
+    let mut w = Writer::new();
+    w.write_i32(KIND_OWN);
+    w.write_i64(session_id);
+    let call = consensus.call_leader(w.into_bytes());
+    tokio::spawn(async move {
+        if let Err(e) = call.await {
+            tracing::debug!("session 0x{session_id:x} not claimed at the leader: {e}");
+        }
+    });
+}
 
 /// A write forwarded to the leader: session, cxid, opcode, auth ids, body.
 pub fn encode_write(req: &WriteReq) -> Bytes {
@@ -90,6 +146,7 @@ impl PeerHandler for ServerPeer {
                     // Submitted now, so writes from one member keep their order.
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     req.done = Some(tx);
+                    req.from = Some(from);
                     shared.submit_write(req);
                     Box::pin(async move {
                         match rx.await {
@@ -112,6 +169,16 @@ impl PeerHandler for ServerPeer {
                     }
                     Bytes::new()
                 });
+                Box::pin(async move { result })
+            }
+            KIND_OWN => {
+                let result = r
+                    .read_i64()
+                    .map(|id| {
+                        shared.owners.lock().set(id, from);
+                        Bytes::new()
+                    })
+                    .map_err(|e| e.to_string());
                 Box::pin(async move { result })
             }
             KIND_SYNC => Box::pin(async move {
@@ -147,6 +214,7 @@ fn decode_write(r: &mut Reader) -> Result<WriteReq, ensemble_proto::JuteError> {
         auth: Arc::new(auth),
         reply: None,
         done: None,
+        from: None,
     })
 }
 
