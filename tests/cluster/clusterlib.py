@@ -1,0 +1,659 @@
+"""A harness for quorum tests: a `Cluster` of 3 or 5 members of either
+Ensemble (`ensemble server zoo.cfg`) or Apache ZooKeeper 3.8 from Debian's
+`zookeeper` package, every member on 127.0.0.1 with ports of its own, plus
+helpers that read a member's whole tree and compare members.
+
+Members are numbered 1..n: the number is the N of `server.N` and the content
+of the member's `dataDir/myid`. Every method that takes `i` takes that number.
+
+This module is imported by conftest.py (fixtures) and by the tests; it has a
+name of its own so that it never clashes with the `conftest` module of
+another test folder in the same pytest run.
+"""
+
+import atexit
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from kazoo.client import KazooClient
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+IMPLS_ENV = "ENSEMBLE_CLUSTER_IMPLS"
+DEFAULT_IMPLS = "ensemble,zookeeper"
+
+# Apache ZooKeeper from Debian's packages: the classpath zkEnv.sh sets up,
+# plus slf4j-simple so that the server logs to stderr (Debian's jar carries
+# only slf4j-api, which alone logs nothing).
+ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+ZK_CLASSPATH = ["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"]
+ZK_LOG_BINDING = "/usr/share/java/slf4j-simple.jar"
+# Small heaps and a quick start: up to five JVMs share the machine.
+ZK_JVM_FLAGS = [
+    "-Xms32m",
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+    # One line per four-letter word would bury the rest: the harness polls srvr.
+    "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.NIOServerCnxn=warn",
+    "-Dzookeeper.jmx.log4j.disable=true",
+]
+
+SERVING_MODES = ("leader", "follower", "observer", "standalone")
+
+
+def impls():
+    """The implementations the cluster tests run against, from
+    ENSEMBLE_CLUSTER_IMPLS (a comma list; default both)."""
+    raw = os.environ.get(IMPLS_ENV, DEFAULT_IMPLS)
+    out = [x.strip() for x in raw.split(",") if x.strip()]
+    for x in out:
+        if x not in ("ensemble", "zookeeper"):
+            raise ValueError(f"{IMPLS_ENV}: unknown implementation {x!r}")
+    return out
+
+
+def ensemble_bin():
+    b = os.environ.get("ENSEMBLE_BIN")
+    if b:
+        return b
+    for kind in ("release", "debug"):
+        p = os.path.join(ROOT, "target", kind, "ensemble")
+        if os.path.exists(p):
+            return p
+    raise RuntimeError("build the binary first: cargo build --release")
+
+
+# ---------------------------------------------------------------------------
+# Ports
+
+_taken_ports = set()
+_ports_lock = threading.Lock()
+
+
+def _port_window():
+    """Ports below the kernel's ephemeral range: an outgoing connection
+    between members never takes one of them, so a killed member can always
+    bind its ports again when it restarts."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    if low > 12000:
+        return 10000, low - 1
+    return 1024, low - 1 if low > 2048 else 65535
+
+
+def _bindable(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_ports(count):
+    """`count` distinct loopback ports that are free now and that no other
+    cluster of this process was given."""
+    lo, hi = _port_window()
+    out = []
+    with _ports_lock:
+        for _ in range(100000):
+            if len(out) == count:
+                break
+            p = random.randint(lo, hi)
+            if p in _taken_ports or p in out or not _bindable(p):
+                continue
+            out.append(p)
+        if len(out) < count:
+            raise RuntimeError("no free loopback ports")
+        _taken_ports.update(out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Four-letter words
+
+
+def four_letter(port, word, timeout=2.0):
+    """The answer to a four-letter word, or None when the member does not
+    answer (not running, or closed the connection without a word)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(word.encode())
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    return data.decode(errors="replace") if data else None
+
+
+def parse_mode(srvr):
+    """The `Mode:` of a `srvr` answer (leader, follower, observer,
+    standalone), or None when there is none (ZooKeeper answers "This
+    ZooKeeper instance is not currently serving requests" while it has no
+    quorum)."""
+    if not srvr:
+        return None
+    for line in srvr.splitlines():
+        if line.startswith("Mode:"):
+            mode = line.split(":", 1)[1].strip()
+            return mode or None
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The cluster
+
+_live_clusters = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    for c in list(_live_clusters):
+        c.cleanup()
+
+
+class Member:
+    def __init__(self, sid, client_port, peer_port, election_port, directory):
+        self.sid = sid
+        self.client_port = client_port
+        self.peer_port = peer_port
+        self.election_port = election_port
+        self.dir = directory
+        self.data_dir = os.path.join(directory, "data")
+        self.cfg = os.path.join(directory, "zoo.cfg")
+        self.log_path = os.path.join(directory, "member.log")
+        self.proc = None
+        self.log = None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Cluster:
+    """N members (3 or 5) of one implementation, "ensemble" or "zookeeper".
+
+    The constructor writes every member's zoo.cfg and myid; `start_all()`
+    (or `start(i)`) launches them. `cleanup()` kills every process this
+    cluster started; the `cluster` fixture calls it, failure or not."""
+
+    def __init__(
+        self,
+        impl,
+        n=3,
+        tick_time=200,
+        init_limit=10,
+        sync_limit=5,
+        max_session_timeout=30000,
+        extra_cfg="",
+        jvm_flags=(),
+        base_dir=None,
+    ):
+        if impl not in ("ensemble", "zookeeper"):
+            raise ValueError(f"unknown implementation {impl!r}")
+        self.impl = impl
+        self.n = n
+        self.tick_time = tick_time
+        self.init_limit = init_limit
+        self.sync_limit = sync_limit
+        self.max_session_timeout = max_session_timeout
+        self.extra_cfg = extra_cfg
+        self.jvm_flags = list(jvm_flags)
+        self.dir = tempfile.mkdtemp(prefix=f"cluster-{impl}-", dir=base_dir)
+        self._clients = []
+        self._writers = []
+        ports = free_ports(3 * n)
+        self.members = {}
+        for sid in range(1, n + 1):
+            k = 3 * (sid - 1)
+            d = os.path.join(self.dir, f"m{sid}")
+            m = Member(sid, ports[k], ports[k + 1], ports[k + 2], d)
+            os.makedirs(m.data_dir)
+            self.members[sid] = m
+        for m in self.members.values():
+            self._write_myid(m)
+            with open(m.cfg, "w") as f:
+                f.write(self._config_text(m))
+        _live_clusters.add(self)
+
+    # -- configuration -------------------------------------------------------
+
+    @property
+    def ids(self):
+        return list(range(1, self.n + 1))
+
+    def _write_myid(self, m):
+        with open(os.path.join(m.data_dir, "myid"), "w") as f:
+            f.write(f"{m.sid}\n")
+
+    def _config_text(self, m):
+        lines = [
+            f"tickTime={self.tick_time}",
+            f"initLimit={self.init_limit}",
+            f"syncLimit={self.sync_limit}",
+            f"dataDir={m.data_dir}",
+            f"clientPort={m.client_port}",
+            "clientPortAddress=127.0.0.1",
+            f"maxSessionTimeout={self.max_session_timeout}",
+            "4lw.commands.whitelist=*",
+            "admin.enableServer=false",
+        ]
+        # The client address carries the host: `;port` alone means the
+        # wildcard address, which both ZooKeeper and Ensemble reject when it
+        # differs from clientPortAddress.
+        for o in self.members.values():
+            lines.append(
+                f"server.{o.sid}=127.0.0.1:{o.peer_port}:{o.election_port}"
+                f";127.0.0.1:{o.client_port}"
+            )
+        text = "\n".join(lines) + "\n"
+        if self.extra_cfg:
+            text += self.extra_cfg.rstrip("\n") + "\n"
+        return text
+
+    def _command(self, m):
+        if self.impl == "ensemble":
+            return [ensemble_bin(), "server", m.cfg], dict(os.environ)
+        cp = list(ZK_CLASSPATH)
+        if os.path.exists(ZK_LOG_BINDING):
+            cp.append(ZK_LOG_BINDING)
+        flags = list(ZK_JVM_FLAGS) + os.environ.get("SERVER_JVMFLAGS", "").split()
+        flags += self.jvm_flags
+        cmd = (
+            ["java", f"-Dzookeeper.log.dir={m.dir}", "-Dzookeeper.log.file=zookeeper.log"]
+            + flags
+            + ["-cp", ":".join(cp), ZK_MAIN, m.cfg]
+        )
+        return cmd, dict(os.environ, ZOO_LOG_DIR=m.dir)
+
+    # -- processes -----------------------------------------------------------
+
+    def member(self, i):
+        return self.members[i]
+
+    def client_port(self, i):
+        return self.members[i].client_port
+
+    def host_port(self, i):
+        return f"127.0.0.1:{self.members[i].client_port}"
+
+    def connect_string(self, indices=None):
+        ids = self.ids if indices is None else list(indices)
+        return ",".join(self.host_port(i) for i in ids)
+
+    def alive(self, i):
+        return self.members[i].alive()
+
+    def live_ids(self):
+        return [i for i in self.ids if self.alive(i)]
+
+    def start(self, i):
+        """Launches member i (without waiting for it to serve)."""
+        m = self.members[i]
+        if m.alive():
+            raise RuntimeError(f"member {i} is already running")
+        if m.log is None:
+            m.log = open(m.log_path, "a")
+        m.log.write(f"===== harness: start member {i} at {time.strftime('%H:%M:%S')}\n")
+        m.log.flush()
+        cmd, env = self._command(m)
+        m.proc = subprocess.Popen(
+            cmd,
+            stdout=m.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=m.dir,
+            start_new_session=True,
+        )
+
+    def start_all(self, timeout=60.0):
+        for i in self.ids:
+            if not self.alive(i):
+                self.start(i)
+        self.wait_serving(timeout)
+        return self
+
+    def _signal(self, i, sig, timeout):
+        m = self.members[i]
+        if m.proc is None:
+            return
+        if m.proc.poll() is None:
+            try:
+                os.killpg(m.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                m.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(m.proc.pid, signal.SIGKILL)
+                m.proc.wait()
+        if m.log is not None:
+            m.log.write(
+                f"===== harness: member {i} ended ({signal.Signals(sig).name}) "
+                f"at {time.strftime('%H:%M:%S')}, exit code {m.proc.returncode}\n"
+            )
+            m.log.flush()
+
+    def kill(self, i):
+        """SIGKILL: the member dies at once, with nothing flushed."""
+        self._signal(i, signal.SIGKILL, 10)
+
+    def stop(self, i, timeout=15.0):
+        """SIGTERM, then SIGKILL if the member has not exited in `timeout`."""
+        self._signal(i, signal.SIGTERM, timeout)
+
+    def restart(self, i):
+        """Stops member i if it runs (SIGTERM) and launches it again."""
+        if self.alive(i):
+            self.stop(i)
+        self.start(i)
+
+    def wipe(self, i):
+        """Deletes everything in member i's data directory but `myid`. The
+        member must not be running."""
+        m = self.members[i]
+        if m.alive():
+            raise RuntimeError(f"wipe of member {i} while it runs")
+        for name in os.listdir(m.data_dir):
+            p = os.path.join(m.data_dir, name)
+            if name == "myid":
+                continue
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p)
+            else:
+                os.remove(p)
+        self._write_myid(m)
+
+    # -- state ---------------------------------------------------------------
+
+    def srvr(self, i):
+        return four_letter(self.members[i].client_port, "srvr")
+
+    def mode(self, i):
+        """leader / follower / observer / standalone, or None when member i
+        is not serving (dead, starting, or without a quorum)."""
+        if not self.alive(i):
+            return None
+        return parse_mode(self.srvr(i))
+
+    def modes(self):
+        return {i: self.mode(i) for i in self.ids}
+
+    def wait_serving(self, timeout=60.0, indices=None):
+        """Waits until every running member (or every one of `indices`)
+        reports a serving mode. Raises if a member exits meanwhile."""
+        ids = self.live_ids() if indices is None else list(indices)
+        deadline = time.time() + timeout
+        while True:
+            for i in ids:
+                m = self.members[i]
+                if m.proc is not None and m.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"member {i} exited with code {m.proc.returncode} "
+                        f"while the harness waited for it to serve"
+                    )
+            modes = {i: self.mode(i) for i in ids}
+            self._no_standalone(modes)
+            if all(v in SERVING_MODES for v in modes.values()):
+                return modes
+            if time.time() > deadline:
+                raise TimeoutError(f"members not serving after {timeout}s: {modes}")
+            time.sleep(0.1)
+
+    @staticmethod
+    def _no_standalone(modes):
+        """A member of a quorum that says standalone will never join one."""
+        alone = [i for i, v in modes.items() if v == "standalone"]
+        if alone:
+            raise AssertionError(
+                f"members {alone} run standalone: their server.N lines were not taken "
+                f"as a quorum (modes: {modes})"
+            )
+
+    def leader(self, timeout=60.0):
+        """Waits until exactly one running member reports leader and every
+        other running member follower (or observer); returns the leader's
+        number."""
+        deadline = time.time() + timeout
+        while True:
+            live = self.live_ids()
+            modes = {i: self.mode(i) for i in live}
+            self._no_standalone(modes)
+            leaders = [i for i, v in modes.items() if v == "leader"]
+            others_ok = all(v in ("follower", "observer") for i, v in modes.items() if v != "leader")
+            if len(leaders) == 1 and others_ok:
+                return leaders[0]
+            if time.time() > deadline:
+                raise TimeoutError(f"no single leader after {timeout}s: {modes}")
+            time.sleep(0.1)
+
+    def followers(self, timeout=60.0):
+        lead = self.leader(timeout)
+        return [i for i in self.live_ids() if i != lead]
+
+    # -- clients -------------------------------------------------------------
+
+    def client(self, indices=None, timeout=10.0, start_timeout=30.0, **kwargs):
+        """A started KazooClient on the given members (all by default), in
+        the given order. The caller stops it (or lets `cleanup` do it)."""
+        kwargs.setdefault("randomize_hosts", False)
+        kwargs.setdefault(
+            "connection_retry", {"max_tries": -1, "delay": 0.05, "backoff": 1.5, "max_delay": 1.0}
+        )
+        c = KazooClient(hosts=self.connect_string(indices), timeout=timeout, **kwargs)
+        c.start(timeout=start_timeout)
+        self._clients.append(c)
+        return c
+
+    # -- logs and cleanup ----------------------------------------------------
+
+    def log_tail(self, i, lines=60):
+        m = self.members[i]
+        try:
+            with open(m.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no log)\n"
+
+    def log_tails(self, lines=60):
+        out = [f"cluster of {self.n} {self.impl} members in {self.dir}\n"]
+        for i in self.ids:
+            m = self.members[i]
+            out.append(
+                f"----- member {i} (client {m.client_port}, peer {m.peer_port}, "
+                f"election {m.election_port}), last {lines} log lines -----\n"
+            )
+            out.append(self.log_tail(i, lines))
+        return "".join(out)
+
+    def cleanup(self, remove=True):
+        """Stops the load threads, kills every member process (SIGKILL), then
+        stops the clients."""
+        for w in self._writers:
+            w._stop_event.set()
+        for i in self.ids:
+            m = self.members[i]
+            if m.proc is not None and m.proc.poll() is None:
+                try:
+                    os.killpg(m.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                m.proc.wait()
+            if m.log is not None:
+                m.log.close()
+                m.log = None
+        for c in self._clients:
+            try:
+                c.stop()
+                c.close()
+            except Exception:
+                pass
+        self._clients.clear()
+        _live_clusters.discard(self)
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Reading and comparing whole trees
+
+
+def tree_snapshot(host_port, timeout=30.0):
+    """Every znode a member holds (below /, skipping /zookeeper) as
+    {path: (data, version, cversion, aversion, ephemeralOwner, czxid, mzxid,
+    pzxid)}, read after `sync('/')` through that member only."""
+    c = KazooClient(hosts=host_port, timeout=10.0, randomize_hosts=False)
+    c.start(timeout=timeout)
+    try:
+        c.sync("/")
+        out = {}
+        level = ["/"]
+        while level:
+            pending = [(p, c.get_async(p), c.get_children_async(p)) for p in level]
+            level = []
+            for p, g, ch in pending:
+                data, st = g.get(timeout=timeout)
+                kids = ch.get(timeout=timeout)
+                out[p] = (
+                    data,
+                    st.version,
+                    st.cversion,
+                    st.aversion,
+                    st.ephemeralOwner,
+                    st.czxid,
+                    st.mzxid,
+                    st.pzxid,
+                )
+                for k in kids:
+                    child = ("/" if p == "/" else p + "/") + k
+                    if child != "/zookeeper":
+                        level.append(child)
+        return out
+    finally:
+        c.stop()
+        c.close()
+
+
+FIELDS = ("data", "version", "cversion", "aversion", "ephemeralOwner", "czxid", "mzxid", "pzxid")
+
+
+def diff_trees(a, b, limit=10):
+    """A short human description of how two tree snapshots differ."""
+    lines = []
+    only_a = sorted(set(a) - set(b))
+    only_b = sorted(set(b) - set(a))
+    if only_a:
+        lines.append(f"{len(only_a)} paths only in the first: {only_a[:limit]}")
+    if only_b:
+        lines.append(f"{len(only_b)} paths only in the second: {only_b[:limit]}")
+    differing = [p for p in sorted(set(a) & set(b)) if a[p] != b[p]]
+    for p in differing[:limit]:
+        fields = [
+            f"{name} {x!r} != {y!r}" for name, x, y in zip(FIELDS, a[p], b[p]) if x != y
+        ]
+        lines.append(f"{p}: " + ", ".join(fields))
+    if len(differing) > limit:
+        lines.append(f"... and {len(differing) - limit} more differing paths")
+    return "\n".join(lines)
+
+
+def assert_members_agree(cluster, indices=None, wait=60.0):
+    """Every running member (or every one of `indices`) holds the same tree,
+    znode for znode and Stat for Stat. Waits for them to serve first.
+    Returns the agreed snapshot."""
+    ids = cluster.live_ids() if indices is None else list(indices)
+    assert ids, "no running member to compare"
+    cluster.wait_serving(wait, indices=ids)
+    snaps = {i: tree_snapshot(cluster.host_port(i)) for i in ids}
+    first = ids[0]
+    for i in ids[1:]:
+        if snaps[i] != snaps[first]:
+            raise AssertionError(
+                f"member {i} differs from member {first} "
+                f"({len(snaps[i])} vs {len(snaps[first])} znodes):\n"
+                + diff_trees(snaps[first], snaps[i])
+            )
+    return snaps[first]
+
+
+# ---------------------------------------------------------------------------
+# A write load
+
+
+class SequentialWriter(threading.Thread):
+    """Sequential creates under `parent` in a loop, through a client on the
+    given members, until `stop()`. `acked` lists the paths the servers
+    acknowledged, in order; `errors` lists the creates that failed or got
+    no answer in time, whose outcome is unknown. The cluster's cleanup stops
+    the thread too."""
+
+    def __init__(self, cluster, parent="/load", indices=None, op_timeout=5.0):
+        super().__init__(daemon=True)
+        self.prefix = parent.rstrip("/") + "/n-"
+        self.op_timeout = op_timeout
+        self.acked = []
+        self.errors = []
+        self._stop_event = threading.Event()
+        self._lock = threading.Lock()
+        cluster._writers.append(self)
+        self.client = cluster.client(indices)
+        self.client.ensure_path(parent)
+
+    def run(self):
+        k = 0
+        while not self._stop_event.is_set():
+            k += 1
+            try:
+                path = self.client.create_async(self.prefix, str(k).encode(), sequence=True).get(
+                    timeout=self.op_timeout
+                )
+                with self._lock:
+                    self.acked.append(path)
+            except Exception as e:  # connection loss, timeout: unknown outcome
+                with self._lock:
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                self._stop_event.wait(0.05)
+
+    def count(self):
+        with self._lock:
+            return len(self.acked)
+
+    def wait_for(self, n, timeout=30.0):
+        """Waits until at least `n` creates were acknowledged in total."""
+        deadline = time.time() + timeout
+        while self.count() < n:
+            if time.time() > deadline:
+                raise TimeoutError(
+                    f"{self.count()} of {n} writes acknowledged after {timeout}s; "
+                    f"last errors: {self.errors[-5:]}"
+                )
+            if not self.is_alive():
+                raise RuntimeError("the writer thread ended")
+            time.sleep(0.02)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(timeout=self.op_timeout + 5)
+        self.client.stop()
+        return list(self.acked)
