@@ -50,7 +50,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, SnapshotPolicy};
 
 use crate::durable_log::DurableLogHandle;
-pub use crate::durable_log::LogStats;
+pub use crate::durable_log::{committed_zxid_hint, LogStats, COMMIT_FILE_NAME};
 use crate::log_store::MemLogStore;
 use crate::network::{LeaderLink, PeerNetwork};
 use crate::proposer::Proposer;

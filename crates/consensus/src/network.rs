@@ -425,6 +425,31 @@ struct Link {
     reader: tokio::task::JoinHandle<()>,
 }
 
+impl Link {
+    fn start(leader: u64, mut r: OwnedReadHalf, w: OwnedWriteHalf) -> Link {
+        let waiters: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
+        let ws = waiters.clone();
+        let reader = tokio::spawn(async move {
+            while let Ok(frame) = read_frame(&mut r).await {
+                if let Body::AppReply(result) = frame.body {
+                    if let Some(w) = ws.lock().remove(&frame.id) {
+                        let _ = w.send(result.map_err(ConsensusError::Remote));
+                    }
+                }
+            }
+            for (_, w) in ws.lock().drain() {
+                let _ = w.send(Err(ConsensusError::NotLeader));
+            }
+        });
+        Link {
+            leader,
+            w,
+            waiters,
+            reader,
+        }
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
         self.reader.abort();
@@ -443,55 +468,32 @@ async fn link_task(
     let mut link: Option<Link> = None;
     let mut next_id = 0u64;
     while let Some((body, waiter)) = rx.recv().await {
-        // Find the leader, waiting a little for an election to finish.
+        // Find the leader and connect, waiting a little for an election to finish. Nothing has
+        // been sent yet, so trying a newly elected leader is safe.
         let deadline = tokio::time::Instant::now() + wait_for_leader;
-        let target = loop {
-            if let Some(t) = leader() {
-                break Some(t);
+        loop {
+            if link
+                .as_ref()
+                .is_some_and(|l| Some(l.leader) == leader().map(|t| t.0) && !l.reader.is_finished())
+            {
+                break;
+            }
+            link = None;
+            if let Some((leader_id, addr)) = leader() {
+                match dial(me, &addr).await {
+                    Ok((r, w)) => {
+                        link = Some(Link::start(leader_id, r, w));
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!("cannot reach leader server.{leader_id} at {addr}: {e}")
+                    }
+                }
             }
             if tokio::time::Instant::now() >= deadline {
-                break None;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let Some((leader_id, addr)) = target else {
-            let _ = waiter.send(Err(ConsensusError::NotLeader));
-            continue;
-        };
-        let alive = link
-            .as_ref()
-            .is_some_and(|l| l.leader == leader_id && !l.reader.is_finished());
-        if !alive {
-            link = None;
-            match dial(me, &addr).await {
-                Ok((mut r, w)) => {
-                    let waiters: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
-                    let ws = waiters.clone();
-                    let reader = tokio::spawn(async move {
-                        while let Ok(frame) = read_frame(&mut r).await {
-                            if let Body::AppReply(result) = frame.body {
-                                if let Some(w) = ws.lock().remove(&frame.id) {
-                                    let _ = w.send(result.map_err(ConsensusError::Remote));
-                                }
-                            }
-                        }
-                        for (_, w) in ws.lock().drain() {
-                            let _ = w.send(Err(ConsensusError::NotLeader));
-                        }
-                    });
-                    link = Some(Link {
-                        leader: leader_id,
-                        w,
-                        waiters,
-                        reader,
-                    });
-                }
-                Err(e) => {
-                    tracing::debug!("cannot reach leader server.{leader_id} at {addr}: {e}");
-                    let _ = waiter.send(Err(ConsensusError::NotLeader));
-                    continue;
-                }
-            }
         }
         let Some(l) = link.as_mut() else {
             let _ = waiter.send(Err(ConsensusError::NotLeader));

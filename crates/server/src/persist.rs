@@ -7,7 +7,7 @@
 use crate::Shared;
 use ensemble_config::Config;
 use ensemble_storage::{
-    purge, recover, write_snapshot, Compression, Recovered, SnapshotTrigger, StorageError,
+    purge, recover_up_to, write_snapshot, Compression, Recovered, SnapshotTrigger, StorageError,
 };
 use ensemble_tree::DataTree;
 use parking_lot::Mutex;
@@ -23,7 +23,7 @@ pub fn load(config: &Config) -> Result<Recovered, StorageError> {
     let started = Instant::now();
     let data_dir = config.data_dir.clone();
     let log_dir = config.txn_log_dir().to_path_buf();
-    let recovered = recover(&data_dir, &log_dir)?;
+    let recovered = recover_up_to(&data_dir, &log_dir, replay_limit(config))?;
     if recovered.fresh {
         write_snapshot(&data_dir, &recovered.tree, &[], 0, compression(config))?;
     } else {
@@ -48,6 +48,23 @@ pub fn load(config: &Config) -> Result<Recovered, StorageError> {
         );
     }
     Ok(recovered)
+}
+
+/// How far recovery replays the txn log. In standalone mode every record is
+/// committed. In quorum mode the last records may not be (Raft may still
+/// replace them): replay up to the commit hint, and let the consensus log
+/// apply the rest once committed. A directory without Raft state (written by
+/// ZooKeeper) is replayed whole.
+fn replay_limit(config: &Config) -> Option<i64> {
+    if !config.is_quorum() {
+        return None;
+    }
+    let side =
+        ensemble_storage::version_dir(&config.data_dir).join(ensemble_consensus::SIDE_FILE_NAME);
+    if !side.exists() {
+        return None;
+    }
+    Some(ensemble_consensus::committed_zxid_hint(&config.data_dir).unwrap_or(0))
 }
 
 pub fn compression(config: &Config) -> Compression {
