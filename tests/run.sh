@@ -32,3 +32,6 @@ echo "== cargo test"
 cargo test --release --workspace
 echo "== interop and differential tests (real clients, Ensemble beside Apache ZooKeeper 3.8)"
 ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/interop tests/differential
+echo "== quorum: 3 and 5 members of Ensemble and of ZooKeeper 3.8 (tests/cluster)"
+# A run of its own: tests/interop imports its conftest by name.
+ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/cluster
