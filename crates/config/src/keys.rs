@@ -60,7 +60,6 @@ const EXACT: &[&str] = &[
     "clientTcpKeepAlive",
     "electionPortBindRetry",
     "skipACL",
-    "readonlymode.enabled",
     "sessionRequireClientSASLAuth",
     "authProvider",
     "jute.maxbuffer.extrasize",

@@ -128,6 +128,9 @@ pub struct Config {
     pub standalone_enabled: bool,
     /// `reconfigEnabled`; default false.
     pub reconfig_enabled: bool,
+    /// `readonlymode.enabled` (a system property in ZooKeeper): a member
+    /// without a quorum serves read-only sessions to clients that allow them.
+    pub read_only_mode_enabled: bool,
     /// `quorumListenOnAllIPs`: bind peer/election ports on all interfaces; default false.
     pub quorum_listen_on_all_ips: bool,
     /// `multiAddress.enabled`: allow `a:1:2|b:3:4` in `server.N`; default false.
@@ -218,6 +221,7 @@ impl Default for Config {
             my_id: None,
             standalone_enabled: true,
             reconfig_enabled: false,
+            read_only_mode_enabled: false,
             quorum_listen_on_all_ips: false,
             multi_address_enabled: false,
             local_sessions_enabled: false,
@@ -771,6 +775,7 @@ impl Builder {
             }
             "standaloneEnabled" => c.standalone_enabled = e.bool()?,
             "reconfigEnabled" => c.reconfig_enabled = e.bool()?,
+            "readonlymode.enabled" => c.read_only_mode_enabled = e.bool()?,
             "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = e.bool()?,
             "multiAddress.enabled" => c.multi_address_enabled = e.bool()?,
             "localSessionsEnabled" => c.local_sessions_enabled = e.bool()?,

@@ -67,6 +67,9 @@ pub struct ConnState {
     pub session_id: i64,
     /// Authenticated ids: `ip` always, plus one per successful addauth.
     pub auth: Arc<Vec<Id>>,
+    /// A read-only session, served by a member without a quorum
+    /// (`readonlymode.enabled`): writes fail with NotReadOnly.
+    pub read_only: bool,
 }
 
 pub struct Request {
@@ -225,6 +228,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             scheme: "ip".into(),
             id: peer.ip().to_string(),
         }]),
+        read_only: false,
     };
     let mut pending: usize = 0;
     let mut established = false;
@@ -300,6 +304,9 @@ enum Handshake {
 fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) -> Handshake {
     let peer = state.peer;
     if !shared.serving() {
+        if shared.read_only_mode() && req.read_only == Some(true) {
+            return read_only_session(shared, state, req);
+        }
         // As a ZooKeeper member without a quorum: close, so the client tries
         // another member.
         info!(%peer, "refusing connection: this server is not serving (no quorum)");
@@ -391,6 +398,52 @@ fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) 
     }
 }
 
+/// A session served read-only by a member without a quorum, as ZooKeeper's
+/// ReadOnlyZooKeeperServer: nothing goes through the log. A new session gets
+/// a local id; an existing one keeps its id when the password is right.
+fn read_only_session(
+    shared: &Arc<Shared>,
+    state: &mut ConnState,
+    req: &ConnectRequest,
+) -> Handshake {
+    let cfg = &shared.config;
+    let timeout = req.time_out.clamp(
+        cfg.min_session_timeout as i32,
+        cfg.max_session_timeout as i32,
+    );
+    let id = if req.session_id == 0 {
+        shared.sessions.lock().allocate_id()
+    } else if req.passwd.as_deref() == Some(&session_password(req.session_id)[..]) {
+        req.session_id
+    } else {
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: Some(Bytes::from_static(&[0u8; 16])),
+            read_only: Some(true),
+        };
+        state.handle.send(crate::encode_frame(&rsp));
+        return Handshake::Refused;
+    };
+    state.session_id = id;
+    state.read_only = true;
+    shared
+        .read_only_conns
+        .lock()
+        .insert(state.handle.id, state.handle.clone());
+    let rsp = ConnectResponse {
+        protocol_version: 0,
+        time_out: timeout,
+        session_id: id,
+        passwd: Some(Bytes::copy_from_slice(&session_password(id))),
+        read_only: Some(true),
+    };
+    state.handle.send(crate::encode_frame(&rsp));
+    info!(peer = %state.peer, "read-only session 0x{id:x} (no quorum)");
+    Handshake::Done
+}
+
 /// Runs queued requests in order: writes go out at once, a read waits for the
 /// session's earlier writes. Returns false when the connection must close.
 fn process_queue(
@@ -400,6 +453,17 @@ fn process_queue(
     pending: &mut usize,
 ) -> bool {
     while let Some(req) = queue.front() {
+        if state.read_only && (is_write(req.opcode) || req.opcode == op::SYNC) {
+            let Some(req) = queue.pop_front() else { break };
+            if req.opcode == op::CLOSE_SESSION {
+                state.handle.send(read_only_reply(req.xid, shared, 0));
+                state.handle.close();
+                return false;
+            }
+            let err = ensemble_proto::ErrorCode::NotReadOnly.code();
+            state.handle.send(read_only_reply(req.xid, shared, err));
+            continue;
+        }
         if is_write(req.opcode) {
             let Some(req) = queue.pop_front() else { break };
             shared.touch(state.session_id);
@@ -485,4 +549,11 @@ fn sync_through_leader(shared: Arc<Shared>, conn: ConnHandle, req: Request) {
         conn.send(w.finish_frame());
         conn.signal(Ctl::Applied);
     });
+}
+
+fn read_only_reply(xid: i32, shared: &Shared, err: i32) -> Bytes {
+    let zxid = shared.tree.read().last_zxid();
+    let mut w = ensemble_proto::Writer::new_frame();
+    ensemble_proto::ReplyHeader { xid, zxid, err }.write(&mut w);
+    w.finish_frame()
 }

@@ -24,7 +24,7 @@ pub fn answer(shared: &Arc<Shared>, word: &str) -> String {
     }
     match word {
         "ruok" => "imok".to_string(),
-        "isro" => "rw".to_string(),
+        "isro" => if shared.read_only_mode() { "ro" } else { "rw" }.to_string(),
         "srvr" => {
             let Some(mode) = shared.mode() else {
                 return NOT_SERVING.to_string();

@@ -79,6 +79,8 @@ pub struct Shared {
     touches: quorum::Touches,
     /// On the leader: the member holding each session's connection.
     pub owners: Mutex<quorum::Owners>,
+    /// Read-only sessions' connections, closed when the quorum returns.
+    pub read_only_conns: Mutex<HashMap<u64, conn::ConnHandle>>,
     consensus: OnceLock<Consensus>,
     pub snapshotter: persist::Snapshotter,
     next_conn: AtomicU64,
@@ -141,8 +143,17 @@ impl Shared {
     }
 
     /// Forgets a connection: its watches, and its place in its session.
+    /// Whether this member now serves read-only sessions: quorum mode with
+    /// `readonlymode.enabled`, and no quorum.
+    pub fn read_only_mode(&self) -> bool {
+        self.quorum && self.config.read_only_mode_enabled && !self.serving()
+    }
+
     pub fn connection_closed(&self, state: &conn::ConnState) {
         self.watches.lock().remove_conn(state.handle.id);
+        if state.read_only {
+            self.read_only_conns.lock().remove(&state.handle.id);
+        }
         let mut sessions = self.sessions.lock();
         if let Some(s) = sessions.get_mut(state.session_id) {
             if s.conn.as_ref().map(|c| c.id) == Some(state.handle.id) {
@@ -249,6 +260,7 @@ impl Server {
             quorum_timeout: timing.election_timeout.1,
             touches: quorum::Touches::default(),
             owners: Mutex::new(quorum::Owners::default()),
+            read_only_conns: Mutex::new(HashMap::new()),
             consensus: OnceLock::new(),
             snapshotter: persist::Snapshotter::new(&config),
             next_conn: AtomicU64::new(1),

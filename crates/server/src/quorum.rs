@@ -283,6 +283,16 @@ pub async fn role_task(shared: Arc<Shared>) {
             }
             shared.replies.lock().fail_all();
         } else if serving && !was_serving {
+            // Read-only clients go and find a member that takes writes.
+            let read_only: Vec<_> = shared
+                .read_only_conns
+                .lock()
+                .drain()
+                .map(|(_, c)| c)
+                .collect();
+            for conn in read_only {
+                conn.close();
+            }
             info!(
                 "serving clients as {}",
                 crate::quorum::mode_name(&shared).unwrap_or("?")
@@ -318,7 +328,7 @@ pub fn mode_name(shared: &Shared) -> Option<&'static str> {
         return Some("standalone");
     }
     if !serving(shared) {
-        return None;
+        return shared.config.read_only_mode_enabled.then_some("read-only");
     }
     Some(match shared.consensus().role() {
         Role::Leader => "leader",
