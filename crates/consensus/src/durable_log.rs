@@ -196,12 +196,10 @@ pub struct DurableLogHandle {
 /// and its membership (in force after it). Call [`InstalledSnapshot::record`] in
 /// `install_snapshot`, before returning: openraft purges the log only after that.
 #[derive(Clone)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub struct InstalledSnapshot {
     shared: Arc<Shared>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl InstalledSnapshot {
     /// Records, in the side file, the term start held by `clock` (the clock after the
     /// snapshot's last entry) unless that term's start is known already, and `membership` (the
@@ -637,7 +635,6 @@ fn cut_log_after(data_log_dir: &Path, keep_zxid: i64) -> io::Result<()> {
 
 impl DurableLogStore {
     /// See [`InstalledSnapshot`].
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn installed_snapshot(&self) -> InstalledSnapshot {
         InstalledSnapshot {
             shared: self.shared.clone(),

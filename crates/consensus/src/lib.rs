@@ -173,6 +173,8 @@ struct Inner {
     /// Quorum mode: the link for calls to the leader, and the peer addresses.
     link: Option<LeaderLink>,
     server_id: u64,
+    /// Quorum mode's own tasks (peer listener, observer adder), stopped at shutdown.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Consensus {
@@ -315,6 +317,7 @@ impl Consensus {
             return Err(e);
         }
 
+        let mut tasks = Vec::new();
         let link = match quorum {
             None => None,
             Some((q, handler, listener)) => {
@@ -323,8 +326,12 @@ impl Consensus {
                 if let Err(e) = raft.trigger().snapshot().await {
                     tracing::warn!(error = %e, "cannot build the first snapshot");
                 }
-                tokio::spawn(network::serve(listener, raft.clone(), handler));
-                tokio::spawn(add_observers(raft.clone(), q.members.clone()));
+                tasks.push(tokio::spawn(network::serve(
+                    listener,
+                    raft.clone(),
+                    handler,
+                )));
+                tasks.push(tokio::spawn(add_observers(raft.clone(), q.members.clone())));
                 let metrics = raft.server_metrics();
                 let net = network.clone();
                 let leader = move || {
@@ -346,6 +353,7 @@ impl Consensus {
                 log,
                 link,
                 server_id,
+                tasks,
             }),
         })
     }
@@ -368,6 +376,7 @@ impl Consensus {
                 ConsensusError::Fatal(format!("cannot listen for peers on {}: {e}", quorum.listen))
             })?;
         let (log_store, handle, resume) = durable_log::open(server_id, &log, recovered_zxid)?;
+        let installed = log_store.installed_snapshot();
         let last_applied_zxid = Arc::new(AtomicI64::new(0));
         let state_machine = match resume {
             Some(resume) => {
@@ -375,7 +384,7 @@ impl Consensus {
             }
             None => StateMachine::new(applier, last_applied_zxid.clone()),
         }
-        .with_data_snapshots();
+        .with_data_snapshots(installed);
         let config = quorum_config(&quorum, log.snap_count);
         Self::start_in(
             server_id,
@@ -570,6 +579,9 @@ impl Consensus {
             return;
         }
         self.inner.proposer.stop();
+        for task in &self.inner.tasks {
+            task.abort();
+        }
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }

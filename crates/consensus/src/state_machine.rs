@@ -18,7 +18,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use parking_lot::Mutex;
 
-use crate::durable_log::Resume;
+use crate::durable_log::{InstalledSnapshot, Resume};
 use crate::types::{term_of, LogId, Snapshot, SnapshotMeta, StoredMembership, Txn, TypeConfig};
 use crate::zxid::TermClock;
 use crate::Applier;
@@ -42,6 +42,8 @@ pub struct StateMachine {
     current_snapshot: Arc<Mutex<Option<Snapshot<SnapshotData>>>>,
     /// Whether snapshots carry the server's state (quorum mode).
     capture_data: bool,
+    /// Tells the durable log where an installed snapshot leaves the log (quorum mode).
+    installed: Option<InstalledSnapshot>,
 }
 
 impl StateMachine {
@@ -54,12 +56,15 @@ impl StateMachine {
             clock: TermClock::default(),
             current_snapshot: Arc::default(),
             capture_data: false,
+            installed: None,
         }
     }
 
-    /// Makes snapshots carry the server's state, for members that lag behind the log.
-    pub fn with_data_snapshots(mut self) -> Self {
+    /// Makes snapshots carry the server's state, for members that lag behind the log; an
+    /// installed snapshot's term start and membership are recorded through `installed`.
+    pub fn with_data_snapshots(mut self, installed: InstalledSnapshot) -> Self {
         self.capture_data = true;
+        self.installed = Some(installed);
         self
     }
 
@@ -90,6 +95,7 @@ impl StateMachine {
             clock: resume.clock,
             current_snapshot: Arc::new(Mutex::new(Some(snapshot))),
             capture_data: false,
+            installed: None,
         }
     }
 }
@@ -189,6 +195,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 self.applier.install(zxid, &snapshot.data)?;
             }
             self.last_applied_zxid.store(zxid, Ordering::Release);
+        }
+        if let Some(installed) = &self.installed {
+            installed.record(snapshot.clock, &meta.last_membership)?;
         }
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
