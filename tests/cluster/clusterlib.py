@@ -17,6 +17,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -162,6 +163,235 @@ def parse_mode(srvr):
 
 
 # ---------------------------------------------------------------------------
+# A fault-injecting TCP proxy between members
+
+
+class LinkProxy:
+    """Forwards connections made to 127.0.0.1:`listen_port` to
+    127.0.0.1:`target_port`, one thread pair per connection, until the link
+    is cut with `block()`:
+
+    - `block("close")`: every connection it carries is closed and new ones
+      are accepted and closed at once, as when a host rejects packets;
+    - `block("silent")`: nothing gets through any more, but no connection
+      is closed: bytes wait in the proxy and new connections are accepted
+      and left hanging, as when a network drops packets. The dialer notices
+      only through its own timeouts.
+
+    `heal()` restores the link (after a silent cut, what waited is
+    delivered and hanging connections are put through, as TCP would once
+    the network is back). `close()` stops it for good.
+
+    `announce`: for an election port, the "host:port" to put in place of
+    the election address a ZooKeeper member announces when it dials (see
+    `rewrite_election_hello`), so that the member it dialed calls back
+    through the proxy the test gave that direction."""
+
+    def __init__(self, listen_port, target_port, name="", announce=None):
+        self.listen_port = listen_port
+        self.target_port = target_port
+        self.name = name
+        self.announce = announce
+        self.blocked = None  # None, "close" or "silent"
+        self.accepted = 0  # connections put through so far
+        self._cond = threading.Condition()
+        self._conns = set()  # (client socket, upstream socket or None)
+        self._closed = False
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", listen_port))
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True, name=f"proxy {name}")
+        self._thread.start()
+
+    def _accept_loop(self):
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                if self._closed:
+                    return
+                time.sleep(0.05)
+                continue
+            if self.blocked == "close":
+                _close_quietly(conn)
+                continue
+            threading.Thread(target=self._open, args=(conn,), daemon=True).start()
+
+    def _wait_passable(self, pair):
+        """Waits while the link is silently cut; False once the pair or
+        the proxy is closed."""
+        with self._cond:
+            while self.blocked == "silent" and not self._closed and pair in self._conns:
+                self._cond.wait(0.5)
+            return pair in self._conns and not self._closed
+
+    def _open(self, conn):
+        pending = (conn, None)
+        with self._cond:
+            if self.blocked == "close" or self._closed:
+                ok = False
+            else:
+                ok = True
+                self._conns.add(pending)  # a silent cut holds it here
+        if not ok or not self._wait_passable(pending):
+            self._drop(pending)
+            return
+        try:
+            up = socket.create_connection(("127.0.0.1", self.target_port), timeout=2.0)
+        except OSError:
+            self._drop(pending)  # the member is down: the dialer sees the link fail
+            return
+        for s in (conn, up):
+            s.settimeout(None)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pair = (conn, up)
+        with self._cond:
+            ok = pending in self._conns and not self._closed and self.blocked != "close"
+            self._conns.discard(pending)
+            if ok:
+                self._conns.add(pair)
+                self.accepted += 1
+        if not ok:
+            self._drop(pair)
+            return
+        threading.Thread(
+            target=self._pump, args=(conn, up, pair, self.announce), daemon=True
+        ).start()
+        self._pump(up, conn, pair)
+
+    def _pump(self, src, dst, pair, announce=None):
+        head = b""  # the dialer's first bytes, while `announce` may apply
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data or not self._wait_passable(pair):
+                    break
+                if announce is not None:
+                    head += data
+                    data = rewrite_election_hello(head, announce)
+                    if data is None:
+                        continue  # not the whole hello yet
+                    announce = None
+                dst.sendall(data)
+        except OSError:
+            pass
+        self._drop(pair)
+
+    def _drop(self, pair):
+        with self._cond:
+            self._conns.discard(pair)
+            self._cond.notify_all()
+        for s in pair:
+            if s is not None:
+                _close_quietly(s)
+
+    def connections(self):
+        with self._cond:
+            return len(self._conns)
+
+    def block(self, how="close"):
+        """Cuts the link: "close" closes every connection and refuses new
+        ones; "silent" stops every byte without closing anything."""
+        if how not in ("close", "silent"):
+            raise ValueError(f"block how={how!r}")
+        with self._cond:
+            self.blocked = how
+            pairs = list(self._conns) if how == "close" else []
+        for pair in pairs:
+            self._drop(pair)
+
+    def heal(self):
+        with self._cond:
+            self.blocked = None
+            self._cond.notify_all()
+
+    def close(self):
+        self._closed = True
+        self.block("close")
+        _close_quietly(self._sock)
+        self._thread.join(timeout=2)
+
+
+def _socket_inodes(pid):
+    out = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+def _established_tcp():
+    """(local port, remote port, inode) of every established TCP socket."""
+    out = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) < 10 or cols[3] != "01":  # 01: ESTABLISHED
+                continue
+            local = int(cols[1].rsplit(":", 1)[1], 16)
+            remote = int(cols[2].rsplit(":", 1)[1], 16)
+            out.append((local, remote, cols[9]))
+    return out
+
+
+# QuorumCnxManager's protocol versions that announce an election address.
+_ZK_HELLO_VERSIONS = (-65536, -65535)
+
+
+def rewrite_election_hello(head, announce):
+    """A ZooKeeper member that dials another one's election port first
+    sends (long protocol version, long sid, int length, "host:port[|...]"):
+    its own election address. A member with a greater sid drops such a
+    connection and dials back that announced address, not the one in its
+    own zoo.cfg, which would bypass the proxies; so the proxy puts the
+    address of the proxy for the opposite direction in its place. Returns
+    the bytes to forward, or None while `head` is too short to tell.
+    Anything that is not such a hello passes unchanged."""
+    if len(head) < 8:
+        return None
+    (version,) = struct.unpack(">q", head[:8])
+    if version not in _ZK_HELLO_VERSIONS:
+        return head
+    if len(head) < 20:
+        return None
+    (n,) = struct.unpack(">i", head[16:20])
+    if not 0 <= n <= 4096:
+        return head
+    if len(head) < 20 + n:
+        return None
+    addr = announce.encode()
+    return head[:16] + struct.pack(">i", len(addr)) + addr + head[20 + n :]
+
+
+def _close_quietly(s):
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------
 # The cluster
 
 _live_clusters = set()
@@ -208,6 +438,7 @@ class Cluster:
         extra_cfg="",
         jvm_flags=(),
         base_dir=None,
+        proxied=False,
     ):
         if impl not in ("ensemble", "zookeeper"):
             raise ValueError(f"unknown implementation {impl!r}")
@@ -230,6 +461,35 @@ class Cluster:
             m = Member(sid, ports[k], ports[k + 1], ports[k + 2], d)
             os.makedirs(m.data_dir)
             self.members[sid] = m
+        # proxied: member i reaches member j's peer and election ports only
+        # through proxies[(i, j, "peer" | "election")], which the test can
+        # block; its own server.i line keeps its real ports.
+        self.proxies = {}
+        if proxied:
+            pairs = [(i, j) for i in self.ids for j in self.ids if i != j]
+            pports = free_ports(2 * len(pairs))
+            port = {}
+            for k, (i, j) in enumerate(pairs):
+                port[(i, j, "peer")] = pports[2 * k]
+                port[(i, j, "election")] = pports[2 * k + 1]
+            try:
+                for i, j in pairs:
+                    o = self.members[j]
+                    self.proxies[(i, j, "peer")] = LinkProxy(
+                        port[(i, j, "peer")], o.peer_port, f"{i}->{j} peer"
+                    )
+                    # i announces its election address to j: j calls back
+                    # through the proxy j->i.
+                    self.proxies[(i, j, "election")] = LinkProxy(
+                        port[(i, j, "election")],
+                        o.election_port,
+                        f"{i}->{j} election",
+                        announce=f"127.0.0.1:{port[(j, i, 'election')]}",
+                    )
+            except Exception:
+                for p in self.proxies.values():
+                    p.close()
+                raise
         for m in self.members.values():
             self._write_myid(m)
             with open(m.cfg, "w") as f:
@@ -262,9 +522,12 @@ class Cluster:
         # wildcard address, which both ZooKeeper and Ensemble reject when it
         # differs from clientPortAddress.
         for o in self.members.values():
+            peer, election = o.peer_port, o.election_port
+            if self.proxies and o.sid != m.sid:
+                peer = self.proxies[(m.sid, o.sid, "peer")].listen_port
+                election = self.proxies[(m.sid, o.sid, "election")].listen_port
             lines.append(
-                f"server.{o.sid}=127.0.0.1:{o.peer_port}:{o.election_port}"
-                f";127.0.0.1:{o.client_port}"
+                f"server.{o.sid}=127.0.0.1:{peer}:{election};127.0.0.1:{o.client_port}"
             )
         text = "\n".join(lines) + "\n"
         if self.extra_cfg:
@@ -452,6 +715,57 @@ class Cluster:
         lead = self.leader(timeout)
         return [i for i in self.live_ids() if i != lead]
 
+    # -- partitions (proxied clusters) ---------------------------------------
+
+    def _links(self, i, j):
+        if not self.proxies:
+            raise RuntimeError("partitions need a cluster made with proxied=True")
+        return [self.proxies[(i, j, kind)] for kind in ("peer", "election")]
+
+    def partition(self, groups, how="close"):
+        """Cuts every link between members of different groups (a list of
+        lists of member numbers; a member in no group is a group of its
+        own) and heals every link within a group. `how`: "close" (links
+        refuse and reset connections) or "silent" (links drop every byte
+        and close nothing); see LinkProxy."""
+        group_of = {}
+        for g, members in enumerate(groups):
+            for i in members:
+                group_of[i] = g
+        for i in self.ids:
+            for j in self.ids:
+                if i == j:
+                    continue
+                same = i in group_of and group_of.get(i) == group_of.get(j)
+                for p in self._links(i, j):
+                    p.heal() if same else p.block(how)
+
+    def direct_links(self):
+        """Established TCP connections from a member's process straight to
+        another member's real peer or election port, as [(from, to, port)].
+        In a proxied cluster there must be none: all member traffic goes
+        through the proxies, or a partition would leak."""
+        real = {}
+        for j, m in self.members.items():
+            real[m.peer_port] = j
+            real[m.election_port] = j
+        out = []
+        for i in self.live_ids():
+            inodes = _socket_inodes(self.members[i].proc.pid)
+            for local, remote, inode in _established_tcp():
+                j = real.get(remote)
+                if inode in inodes and j is not None and j != i:
+                    out.append((i, j, remote))
+        return out
+
+    def isolate(self, i, how="close"):
+        """Cuts member i off from every other member, both ways."""
+        self.partition([[i], [j for j in self.ids if j != i]], how)
+
+    def heal(self):
+        """Restores every link."""
+        self.partition([self.ids])
+
     # -- clients -------------------------------------------------------------
 
     def client(self, indices=None, timeout=10.0, start_timeout=30.0, **kwargs):
@@ -510,6 +824,8 @@ class Cluster:
             except Exception:
                 pass
         self._clients.clear()
+        for p in self.proxies.values():
+            p.close()
         _live_clusters.discard(self)
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,372 @@
+"""Fault tests: network partitions through the harness's link proxies, a
+lagging member caught up by a snapshot, the Java client through a leader
+failover, and the expiry of a silent session held by a follower. Every test
+runs against each implementation named in ENSEMBLE_CLUSTER_IMPLS, so the
+tests themselves are proven against Apache ZooKeeper. See README.md."""
+
+import os
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+from kazoo.protocol.states import EventType, KazooState
+
+from clusterlib import SequentialWriter, assert_members_agree, impls, tree_snapshot
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def connected_port(client):
+    """The client port of the member a kazoo client is connected to, or None."""
+    sock = getattr(client._connection, "_socket", None)
+    try:
+        return sock.getpeername()[1] if sock is not None else None
+    except OSError:
+        return None
+
+
+def leader_among(cluster, ids):
+    """The one leader among `ids` when the others follow it, else None."""
+    modes = {i: cluster.mode(i) for i in ids}
+    leaders = [i for i, m in modes.items() if m == "leader"]
+    if len(leaders) == 1 and all(m in ("leader", "follower") for m in modes.values()):
+        return leaders[0]
+    return None
+
+
+def assert_acked_present(snap, acked):
+    missing = [p for p in acked if p not in snap]
+    assert not missing, f"{len(missing)} acknowledged znodes lost: {missing[:5]}"
+
+
+def assert_session_order(acked):
+    seqs = [int(p.rsplit("-", 1)[1]) for p in acked]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "acknowledgements out of order"
+
+
+# ---------------------------------------------------------------------------
+# Partitions
+
+
+@pytest.mark.parametrize("how", ["close", "silent"])
+@pytest.mark.parametrize("impl", impls())
+def test_isolated_leader_is_replaced_and_rejoins(impl, how, cluster_factory):
+    c = cluster_factory(impl, 3, proxied=True)
+    old = c.leader()
+    others = [i for i in c.ids if i != old]
+    # The writer's connect string names every member, the old leader first.
+    w = SequentialWriter(c, "/load", [old] + others)
+    pinned = c.client([old])  # knows no other member
+    states = []
+    pinned.add_listener(states.append)
+    assert connected_port(w.client) == c.client_port(old)
+    w.start()
+    w.wait_for(50)
+
+    c.isolate(old, how)
+    assert not c.direct_links(), "member traffic bypasses the proxies"
+    new = wait_until(lambda: leader_among(c, others), 30, "a leader among the majority")
+    # Once the majority has a leader, writes resume promptly: the writer's
+    # session must not stay stuck behind a request lost with the old leader
+    # (the session timeout is 10 s; ZooKeeper resumes within about a second).
+    elected, before = time.time(), w.count()
+    w.wait_for(before + 10, timeout=30)
+    resumed = time.time() - elected
+    assert resumed < 5.0, (
+        f"writes resumed {resumed:.1f}s after the majority elected member {new}; "
+        f"errors meanwhile: {w.errors[-5:]}"
+    )
+    # The old leader has no quorum: it stops serving and drops its clients.
+    wait_until(lambda: c.mode(old) is None, 15, f"isolated member {old} to stop serving")
+    wait_until(lambda: KazooState.SUSPENDED in states, 15, "the pinned client to be disconnected")
+    assert not pinned.connected
+    # Writes go on through the majority: the writer moved there.
+    w.wait_for(w.count() + 100, timeout=30)
+    assert connected_port(w.client) in [c.client_port(i) for i in others]
+    assert c.mode(old) is None
+    assert not c.direct_links(), "member traffic bypasses the proxies"
+
+    c.heal()
+    c.leader(timeout=30)
+    w.wait_for(w.count() + 50, timeout=30)
+    acked = w.stop()
+    assert_session_order(acked)
+    snap = assert_members_agree(c)
+    assert_acked_present(snap, acked)
+    assert c.mode(old) in ("leader", "follower") and new in c.ids
+
+
+@pytest.mark.parametrize("how", ["close", "silent"])
+@pytest.mark.parametrize("impl", impls())
+def test_isolated_follower_stops_serving_and_catches_up(impl, how, cluster_factory):
+    c = cluster_factory(impl, 3, proxied=True)
+    lead = c.leader()
+    victim, other = [i for i in c.ids if i != lead]
+    # The writer starts on the follower that is cut off, and must move.
+    w = SequentialWriter(c, "/load", [victim, other, lead])
+    pinned = c.client([victim])
+    states = []
+    pinned.add_listener(states.append)
+    w.start()
+    w.wait_for(50)
+
+    c.isolate(victim, how)
+    assert not c.direct_links(), "member traffic bypasses the proxies"
+    wait_until(lambda: c.mode(victim) is None, 15, f"isolated member {victim} to stop serving")
+    wait_until(lambda: KazooState.SUSPENDED in states, 15, "the pinned client to be disconnected")
+    w.wait_for(w.count() + 150, timeout=30)
+    assert connected_port(w.client) in (c.client_port(lead), c.client_port(other))
+    # Losing one follower costs the majority nothing.
+    assert leader_among(c, [lead, other]) == lead
+    assert c.mode(victim) is None
+    assert not c.direct_links(), "member traffic bypasses the proxies"
+
+    c.heal()
+    c.leader(timeout=30)
+    w.wait_for(w.count() + 50, timeout=30)
+    acked = w.stop()
+    assert_session_order(acked)
+    snap = assert_members_agree(c)
+    assert_acked_present(snap, acked)
+    # The pinned client is back on its member (its session may have expired).
+    wait_until(lambda: pinned.connected, 30, "the pinned client to reconnect")
+
+
+# ---------------------------------------------------------------------------
+# Catching up by snapshot
+
+
+def create_many(client, prefix, count, batch=500):
+    client.ensure_path(prefix)
+    for start in range(0, count, batch):
+        pending = [
+            client.create_async(f"{prefix}/n{j:05}", b"x" * (j % 50))
+            for j in range(start, min(count, start + batch))
+        ]
+        for r in pending:
+            r.get(timeout=30)
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_lagging_member_catches_up_by_snapshot(impl, cluster_factory):
+    c = cluster_factory(impl, 3, extra_cfg="snapCount=1000\n")
+    lead = c.leader()
+    victim, other = [i for i in c.ids if i != lead]
+    c.stop(victim)
+    k = c.client([lead, other])
+    create_many(k, "/snap/a", 2000)
+    k.set("/snap", b"half")
+    # Restart the other two one at a time: what they hold in memory of the
+    # log is gone, they come back from their snapshots and logs on disk.
+    for i in (other, lead):
+        c.restart(i)
+        c.wait_serving(indices=[i])
+        c.leader(timeout=30)
+    k = c.client([lead, other])
+    create_many(k, "/snap/b", 2000)
+    k.set("/snap", b"full")
+
+    c.start(victim)
+    c.wait_serving()
+    c.leader(timeout=30)
+    snap = assert_members_agree(c)
+    assert len([p for p in snap if p.startswith("/snap/")]) == 4002
+    assert snap["/snap"][0] == b"full"
+    if impl == "ensemble":
+        with open(c.member(victim).log_path, errors="replace") as f:
+            log = f.read()
+        assert "installed the leader's snapshot" in log, (
+            f"member {victim} did not catch up through a snapshot"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The Java client through a leader failover
+
+JAVA_CP = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/*"
+_java_classes = {}
+
+
+def java_classes(tmp_path_factory):
+    if "dir" not in _java_classes:
+        out = str(tmp_path_factory.mktemp("java-failover"))
+        src = os.path.join(HERE, "java", "FailoverClient.java")
+        subprocess.run(["javac", "-cp", JAVA_CP, "-d", out, src], check=True, timeout=120)
+        _java_classes["dir"] = out
+    return _java_classes["dir"]
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_java_client_rides_out_a_leader_failover(impl, cluster_factory, tmp_path_factory):
+    classes = java_classes(tmp_path_factory)
+    c = cluster_factory(impl, 3)
+    lead = c.leader()
+    order = [lead] + [i for i in c.ids if i != lead]
+    p = subprocess.Popen(
+        ["java", "-Xmx128m", "-cp", classes + ":" + JAVA_CP, "FailoverClient",
+         c.connect_string(order), "10000"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines = []
+    try:
+        reader = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
+        reader.start()
+        wait_until(
+            lambda: any(l.startswith(("READY", "FAIL")) for l in lines),
+            30,
+            "the Java client to connect and write",
+        )
+        ready = next(l for l in lines if l.startswith(("READY", "FAIL")))
+        assert ready.startswith("READY"), "".join(lines)
+        # It is on the leader (the first host; the program does not shuffle).
+        assert f":{c.client_port(lead)}" in ready, ready
+        c.kill(lead)
+        wait_until(
+            lambda: any(l.startswith("SUMMARY") for l in lines) or p.poll() is not None,
+            80,
+            "the Java client's summary",
+        )
+        out = "".join(lines)
+        summary = [l for l in lines if l.startswith("SUMMARY")]
+        assert summary, out
+        fields = dict(kv.split("=", 1) for kv in summary[-1].split()[1:])
+        assert fields["expired"] == "0", out
+        assert int(fields["connloss"]) + int(fields["disconnected"]) >= 1, out
+        assert int(fields["ok_after_loss"]) >= 50, out
+        assert fields["ephemeral"] == "own", out
+        assert fields["lost"] == "0", out
+        assert fields["session"] == "same", out
+        session_id = int(fields["id"], 16)
+        # The session, its ephemeral and its writes are on every member,
+        # the killed leader too once it is back.
+        c.start(lead)
+        snap = assert_members_agree(c)
+        assert snap["/java/eph"][4] == session_id
+        assert len([x for x in snap if x.startswith("/java/seq-")]) == int(fields["acked"])
+        p.stdin.write("close\n")
+        p.stdin.flush()
+        p.wait(timeout=30)
+        reader.join(timeout=5)
+        assert p.returncode == 0 and lines[-1].startswith("CLOSED"), "".join(lines)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, 9)
+            p.wait()
+    watcher = c.client([order[1]])
+    watcher.sync("/java")
+    assert watcher.exists("/java/eph") is None
+
+
+# ---------------------------------------------------------------------------
+# Session expiry across members
+
+
+def _ustr(s):
+    b = s.encode()
+    return struct.pack(">i", len(b)) + b
+
+
+def _frame(body):
+    return struct.pack(">i", len(body)) + body
+
+
+class RawSession:
+    """A bare-socket ZooKeeper session: it says only what it is told to,
+    so it sends no pings."""
+
+    def __init__(self, port, timeout_ms):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = struct.pack(">iqiq", 0, 0, timeout_ms, 0) + struct.pack(">i", 16) + b"\0" * 16
+        self.s.sendall(_frame(body + b"\0"))
+        reply = self._recv_frame()
+        _, self.timeout_ms, self.session_id = struct.unpack(">iiq", reply[:16])
+
+    def _recv_exact(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.s.recv(n - len(out))
+            if not chunk:
+                raise EOFError("connection closed")
+            out += chunk
+        return out
+
+    def _recv_frame(self):
+        (n,) = struct.unpack(">i", self._recv_exact(4))
+        return self._recv_exact(n)
+
+    def create_ephemeral(self, path):
+        acl = struct.pack(">i", 1) + struct.pack(">i", 31) + _ustr("world") + _ustr("anyone")
+        body = _ustr(path) + struct.pack(">i", 1) + b"e" + acl + struct.pack(">i", 1)
+        self.s.sendall(_frame(struct.pack(">ii", 1, 1) + body))
+        xid, _zxid, err = struct.unpack(">iqi", self._recv_frame()[:16])
+        assert (xid, err) == (1, 0), f"create {path}: xid {xid} err {err}"
+
+    def closed_by_server(self, wait):
+        self.s.settimeout(wait)
+        try:
+            return self.s.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.s.close()
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_silent_session_on_a_follower_expires_everywhere(impl, cluster_factory):
+    c = cluster_factory(impl, 3)
+    lead = c.leader()
+    follower, other = [i for i in c.ids if i != lead]
+    raw = RawSession(c.client_port(follower), 4000)
+    try:
+        assert raw.timeout_ms == 4000
+        raw.create_ephemeral("/silent")
+        silent_since = time.time()
+        watcher = c.client([other])
+        watcher.sync("/")
+        gone = threading.Event()
+        gone_at = []
+
+        def on_event(ev):
+            if ev.type == EventType.DELETED:
+                gone_at.append(time.time())
+                gone.set()
+
+        st = watcher.exists("/silent", watch=on_event)
+        assert st is not None and st.ephemeralOwner == raw.session_id
+        # Not before its timeout: the session is alive for 4 s without a word.
+        time.sleep(max(0.0, silent_since + 3.0 - time.time()))
+        assert watcher.exists("/silent") is not None, "the session expired early"
+        # Then gone within the timeout and a few ticks (ticks are 200 ms).
+        assert gone.wait(timeout=max(0.0, silent_since + 4.0 + 2.5 - time.time())), (
+            f"/silent still there {time.time() - silent_since:.1f}s after its session went silent"
+        )
+        took = gone_at[0] - silent_since
+        assert 3.5 <= took <= 6.5, took
+        for i in c.ids:
+            assert "/silent" not in tree_snapshot(c.host_port(i))
+        # The follower that held the connection closes it.
+        assert raw.closed_by_server(5.0), "the expired session's connection is still open"
+    finally:
+        raw.close()

@@ -1,0 +1,144 @@
+"""Quorum behaviour beyond replication, checked against both servers:
+`/zookeeper/config` holds the membership, a member without a quorum serves
+read-only sessions when `readonlymode.enabled` is set, and a session that
+reconnects to another member leaves SessionMoved behind."""
+
+import re
+import struct
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from clusterlib import four_letter, impls
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
+from zkwire import Conn, buf, ustr  # noqa: E402
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_zookeeper_config_node_holds_the_membership(cluster_factory, impl):
+    c = cluster_factory(impl)
+    expected = "".join(
+        f"server.{i}=127.0.0.1:{c.member(i).peer_port}:{c.member(i).election_port}"
+        f":participant;127.0.0.1:{c.client_port(i)}\n"
+        for i in c.ids
+    ) + "version=0"
+    for i in c.ids:
+        zk = KazooClient(hosts=c.host_port(i))
+        zk.start(timeout=15)
+        try:
+            data, stat = zk.get("/zookeeper/config")
+        finally:
+            zk.stop()
+            zk.close()
+        assert data.decode() == expected, f"member {i}"
+        assert (stat.version, stat.aversion, stat.czxid, stat.mzxid) == (-1, -1, 0, 0)
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_member_without_quorum_serves_read_only_sessions(cluster_factory, impl):
+    c = cluster_factory(
+        impl,
+        extra_cfg="readonlymode.enabled=true\n",
+        jvm_flags=["-Dreadonlymode.enabled=true"],
+    )
+    zk = KazooClient(hosts=c.connect_string())
+    zk.start(timeout=15)
+    zk.create("/ro", b"kept")
+    zk.stop()
+    zk.close()
+
+    survivor = c.ids[0]
+    for i in c.ids[1:]:
+        c.kill(i)
+    port = c.client_port(survivor)
+    wait_until(lambda: four_letter(port, "isro").strip() == "ro", 30, "isro to answer ro")
+    assert "Mode: read-only" in four_letter(port, "srvr")
+
+    # ZooKeeper restarts its read-only server with each election round, so
+    # a connect attempt may land between two of them: retry for a while.
+    # (A raw client: kazoo cannot read ZooKeeper's read-only answer.)
+    deadline = time.time() + 60
+    while True:
+        try:
+            ro = Conn(port)
+            answer = ro.handshake(read_only=True)
+            if answer["session_id"] != 0:
+                break
+        except (EOFError, ConnectionError, OSError, struct.error):
+            pass
+        if time.time() > deadline:
+            raise AssertionError("no read-only session within 60 s")
+        time.sleep(0.5)
+    try:
+        assert answer["trailing"] == b"\x01", "the session is marked read-only"
+        xid, _, err, body = ro.request(1, 4, ustr("/ro") + b"\x00")
+        assert err == 0
+        (n,) = struct.unpack(">i", body[:4])
+        assert body[4 : 4 + n] == b"kept"
+        assert ro.request(2, 1, create_body("/nope"))[2] == NOT_READ_ONLY
+    finally:
+        ro.close()
+
+    # A client that needs writes is not given a session.
+    rw = KazooClient(hosts=c.host_port(survivor))
+    with pytest.raises(Exception):
+        rw.start(timeout=3)
+    rw.stop()
+    rw.close()
+
+    # With a quorum again, the member takes writes.
+    c.start(c.ids[1])
+    wait_until(lambda: four_letter(port, "isro").strip() == "rw", 60, "isro to answer rw")
+    zk = KazooClient(hosts=c.host_port(survivor))
+    zk.start(timeout=30)
+    zk.create("/back", b"")
+    zk.stop()
+    zk.close()
+
+
+NOT_READ_ONLY = -119
+
+
+def create_body(path):
+    acl = struct.pack(">i", 1) + struct.pack(">i", 31) + ustr("world") + ustr("anyone")
+    return ustr(path) + buf(b"") + acl + struct.pack(">i", 0)
+
+
+SESSION_MOVED = -118
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_old_connection_of_a_moved_session_gets_session_moved(cluster_factory, impl):
+    c = cluster_factory(impl)
+    a_id, b_id = c.ids[0], c.ids[1]
+    a = Conn(c.client_port(a_id))
+    first = a.handshake(read_only=False)
+    assert a.request(1, 1, create_body("/moved-a"))[2] == 0
+    b = Conn(c.client_port(b_id))
+    second = b.handshake(
+        session_id=first["session_id"], passwd=first["passwd"], read_only=False
+    )
+    assert second["session_id"] == first["session_id"]
+    assert b.request(1, 1, create_body("/moved-b"))[2] == 0
+    # The first connection is now stale: its write fails (or it was closed).
+    try:
+        err = a.request(2, 1, create_body("/moved-c"))[2]
+    except (EOFError, ConnectionError):
+        err = "closed"
+    assert err in (SESSION_MOVED, "closed"), err
+    a.close()
+    b.close()
