@@ -52,7 +52,9 @@ def test_zookeeper_config_node_holds_the_membership(cluster_factory, impl):
 def test_member_without_quorum_serves_read_only_sessions(cluster_factory, impl):
     c = cluster_factory(
         impl,
-        extra_cfg="readonlymode.enabled=true\n",
+        # ZooKeeper creates new sessions on a read-only member only as local
+        # sessions; Ensemble's read-only sessions are always local.
+        extra_cfg="readonlymode.enabled=true\nlocalSessionsEnabled=true\n",
         jvm_flags=["-Dreadonlymode.enabled=true"],
     )
     zk = KazooClient(hosts=c.connect_string())

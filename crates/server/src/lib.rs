@@ -248,6 +248,17 @@ impl Server {
             sessions.add(id, timeout, 0, None);
         }
         let recovered_zxid = recovered.last_zxid;
+        let mut recovered = recovered;
+        if quorum {
+            recovered.tree.set_config(
+                Bytes::from(dynamic_config_text(&config)),
+                0,
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+            );
+        }
         let shared = Arc::new(Shared {
             tree: RwLock::new(recovered.tree),
             watches: Mutex::new(WatchManager::default()),
@@ -447,4 +458,37 @@ fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| ServerError::Consensus(format!("cannot resolve peer address {addr}")))
+}
+
+/// The membership as ZooKeeper writes it into `/zookeeper/config`
+/// (`QuorumMaj.toString`): one `server.N=` line per member, then the config
+/// version in hex (0 for a static config).
+pub fn dynamic_config_text(config: &Config) -> String {
+    let host = |h: &str| {
+        if h.contains(':') {
+            format!("[{h}]")
+        } else {
+            h.to_string()
+        }
+    };
+    let mut out = String::new();
+    for (id, spec) in &config.servers {
+        out.push_str(&format!(
+            "server.{id}={}:{}:{}:{}",
+            host(&spec.host),
+            spec.peer_port,
+            spec.election_port,
+            if spec.observer {
+                "observer"
+            } else {
+                "participant"
+            }
+        ));
+        if let Some((client_host, port)) = &spec.client_addr {
+            out.push_str(&format!(";{}:{port}", host(client_host)));
+        }
+        out.push('\n');
+    }
+    out.push_str("version=0");
+    out
 }

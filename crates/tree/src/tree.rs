@@ -259,6 +259,19 @@ impl DataTree {
         self.nodes.get(path)
     }
 
+    /// Puts the quorum's membership into `/zookeeper/config`, as a ZooKeeper
+    /// member does at startup (`ZKDatabase.initConfigInZKDatabase`): outside
+    /// the log, version -1, mzxid the config's version. The node is outside
+    /// the digest.
+    pub fn set_config(&mut self, data: Bytes, config_version: i64, time: i64) {
+        if let Some(n) = self.nodes.get_mut(path::CONFIG) {
+            n.data = Some(data);
+            n.stat.version = -1;
+            n.stat.mzxid = config_version;
+            n.stat.mtime = time;
+        }
+    }
+
     pub fn stat(&self, path: &str) -> Option<Stat> {
         self.nodes.get(path).map(Node::client_stat)
     }
