@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ensemble beside Apache ZooKeeper 3.8, both as a 3-member quorum on 127.0.0.1.
 
-    python3 bench/compare_quorum.py            # the full comparison (about 25 minutes)
+    python3 bench/compare_quorum.py            # the full comparison (about 13 minutes on 2 CPUs)
     python3 bench/compare_quorum.py --quick    # a short look: 1 round, short runs, 50,000 znodes
 
 Both ensembles get the same zoo.cfg: tickTime=2000, initLimit=10, syncLimit=5,
@@ -183,6 +183,9 @@ def member_rss(c):
 
 
 def connections(c):
+    """Client connections per member, `srvr`'s own connection included: with
+    1 session the member that shows 2 holds it (leader or follower matters
+    for write latency)."""
     return {str(i): srvr_fields(c, i).get("Connections") for i in c.live_ids()}
 
 
@@ -244,11 +247,12 @@ def throughput_phase():
                            "p99_ms": r["latency_ms"]["p99"], "p999_ms": r["latency_ms"]["p999"],
                            "errors": r["error_count"], "error_codes": r["errors"],
                            "bench_cpu_per_s": r["bench_cpu_s"]["per_wall_s"],
-                           "connections_per_member": r.get("sampled")}
+                           "connections_per_member": r.get("sampled"),
+                           "leader": c.leader(timeout=30)}
                     runs[key][impl].append(row)
                     log(f"  {key:<14} {impl:<9} {row['ops_per_s']:>9,.0f} ops/s  p50 "
                         f"{row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  errors {row['errors']}  "
-                        f"connections {row['connections_per_member']}")
+                        f"connections {row['connections_per_member']}, leader {row['leader']}")
                 rss[impl].append(member_rss(c))
             except BaseException:
                 fail_report(c)
