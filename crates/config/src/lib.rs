@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-pub use servers::ServerSpec;
+pub use servers::{parse_server_spec, ServerSpec};
 
 /// `tickTime` when zoo.cfg has none: ZooKeeper 3.9's
 /// `ZooKeeperServer.DEFAULT_TICK_TIME` (the sample zoo.cfg sets 2000).
@@ -333,6 +333,19 @@ impl Config {
         self.four_letter_word_whitelist
             .iter()
             .any(|c| c == "*" || c == cmd)
+    }
+
+    /// The membership's version: the hex suffix of a `dynamicConfigFile`
+    /// named `<anything>.dynamic.<hex>`, else 0 (a static membership).
+    pub fn config_version(&self) -> i64 {
+        self.dynamic_config_file
+            .as_ref()
+            .and_then(|p| p.file_name()?.to_str().map(str::to_owned))
+            .and_then(|name| {
+                let (_, hex) = name.rsplit_once(".dynamic.")?;
+                i64::from_str_radix(hex, 16).ok()
+            })
+            .unwrap_or(0)
     }
 
     /// Reads this server's id from `dataDir/myid` (first line, an integer).

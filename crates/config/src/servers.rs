@@ -78,6 +78,12 @@ fn port(text: &str, what: &str) -> Result<u16, String> {
         .map_err(|_| format!("invalid {what} '{text}': expected a port number (0-65535)"))
 }
 
+/// Parses the value of a `server.<id>` line as a reconfig request carries it
+/// (`host:peerPort:electionPort[:role][;[clientHost:]clientPort]`).
+pub fn parse_server_spec(id: u64, value: &str) -> Result<ServerSpec, String> {
+    parse_server(id, value, false).map(|(spec, _)| spec)
+}
+
 /// Parses the value of `server.<id>`. Returns the spec and, when several
 /// `|`-separated addresses are given, how many were dropped (only the first is
 /// kept).

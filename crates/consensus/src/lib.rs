@@ -175,6 +175,8 @@ struct Inner {
     server_id: u64,
     /// Quorum mode's own tasks (peer listener, observer adder), stopped at shutdown.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// When a leader was last heard from (quorum mode).
+    contact: Arc<network::LeaderContact>,
 }
 
 impl Consensus {
@@ -318,6 +320,7 @@ impl Consensus {
         }
 
         let mut tasks = Vec::new();
+        let contact = Arc::new(network::LeaderContact::new());
         let link = match quorum {
             None => None,
             Some((q, handler, listener)) => {
@@ -330,13 +333,24 @@ impl Consensus {
                     listener,
                     raft.clone(),
                     handler,
+                    contact.clone(),
                 )));
                 tasks.push(tokio::spawn(add_observers(raft.clone(), q.members.clone())));
                 let metrics = raft.server_metrics();
                 let net = network.clone();
                 let leader = move || {
-                    let id = metrics.borrow_watched().current_leader?;
-                    Some((id, net.addr_of(id)?))
+                    let m = metrics.borrow_watched();
+                    let id = m.current_leader?;
+                    // Our own zoo.cfg first; a member added by a reconfiguration is known by
+                    // its membership entry.
+                    let addr = net.addr_of(id).or_else(|| {
+                        m.membership_config
+                            .membership()
+                            .get_node(&id)
+                            .map(|n| n.addr.clone())
+                            .filter(|a| !a.is_empty())
+                    })?;
+                    Some((id, addr))
                 };
                 let wait = q.election_timeout.1 * 2;
                 Some(LeaderLink::start(server_id, leader, wait))
@@ -354,6 +368,7 @@ impl Consensus {
                 link,
                 server_id,
                 tasks,
+                contact,
             }),
         })
     }
@@ -434,6 +449,64 @@ impl Consensus {
         }
     }
 
+    /// Changes the membership to exactly `members` (leader only): new members are added as
+    /// learners and caught up first, then the voters are replaced (Raft joint consensus), then
+    /// members no longer listed are removed. Returns the zxid of the last membership entry,
+    /// which names the new configuration's version.
+    pub async fn change_members(&self, members: &[Member]) -> Result<i64, ConsensusError> {
+        use openraft::ChangeMembers;
+        use std::collections::BTreeSet;
+        let raft = &self.inner.raft;
+        let current: BTreeMap<u64, BasicNode> = {
+            let m = raft.metrics();
+            let m = m.borrow_watched();
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.clone()))
+                .collect()
+        };
+        let write_err = |e: openraft::errors::RaftError<
+            TypeConfig,
+            ClientWriteError<TypeConfig>,
+        >| match e.forward_to_leader() {
+            Some(_) => ConsensusError::NotLeader,
+            None => ConsensusError::Remote(e.to_string()),
+        };
+        for m in members {
+            if !current.contains_key(&m.id) {
+                raft.add_learner(m.id, BasicNode::new(m.peer_addr.clone()), true)
+                    .await
+                    .map_err(write_err)?;
+            }
+        }
+        let voters: BTreeSet<u64> = members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+        if voters.is_empty() {
+            return Err(ConsensusError::InvalidProposal(
+                "a configuration needs at least one participant".into(),
+            ));
+        }
+        let r = raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
+            .await
+            .map_err(write_err)?;
+        let mut last = r.data;
+        let keep: BTreeSet<u64> = members.iter().map(|m| m.id).collect();
+        let gone: BTreeSet<u64> = current
+            .keys()
+            .filter(|id| !keep.contains(id))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            let r = raft
+                .change_membership(ChangeMembers::RemoveNodes(gone), false)
+                .await
+                .map_err(write_err)?;
+            last = r.data;
+        }
+        Ok(last)
+    }
+
     /// Waits until this member has applied `zxid` (or a later entry), at most `timeout`.
     pub async fn wait_applied(&self, zxid: i64, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -455,7 +528,15 @@ impl Consensus {
     pub fn role(&self) -> Role {
         let m = self.inner.raft.server_metrics();
         let m = m.borrow_watched();
-        if m.state.is_leader() {
+        let member = m
+            .membership_config
+            .membership()
+            .get_node(&self.inner.server_id)
+            .is_some();
+        if !member {
+            // Removed by a reconfiguration, or not added yet.
+            Role::Looking
+        } else if m.state.is_leader() {
             Role::Leader
         } else if m.current_leader.is_none() {
             Role::Looking
@@ -472,6 +553,19 @@ impl Consensus {
         let m = self.inner.raft.metrics();
         let m = m.borrow_watched();
         m.current_leader.is_some() && m.last_applied.as_ref().map(term_of) == Some(m.current_term)
+    }
+
+    /// Milliseconds since this member last accepted an AppendEntries (a heartbeat or entries)
+    /// from a leader; None before the first. A follower that has not heard from its leader for
+    /// an election timeout presumes it gone, as a ZooKeeper follower whose leader socket closes.
+    pub fn millis_since_leader_contact(&self) -> Option<u64> {
+        self.inner.contact.millis_since()
+    }
+
+    /// Whether a connection that carried the leader's AppendEntries closed and none arrived
+    /// since: the leader may have died, so do not take new clients until it is heard again.
+    pub fn leader_contact_lost(&self) -> bool {
+        self.inner.contact.lost()
     }
 
     /// The current Raft term (the epoch of the zxids the current leader assigns).
@@ -630,11 +724,27 @@ async fn join_quorum(
     let voter = quorum.members.iter().any(|m| m.id == server_id && m.voter);
     // An observer waits for the leader to add it as a learner.
     if voter && !raft.is_initialized().await.map_err(fatal)? {
+        // A fresh member whose peers already form a group is joining it (a reconfiguration
+        // will add it): initializing a group of its own would disturb theirs. Peers that are
+        // fresh too (a new ensemble) initialize together, with the same membership.
+        for m in quorum.members.iter().filter(|m| m.id != server_id) {
+            if network::probe(server_id, &m.peer_addr, Duration::from_millis(500)).await
+                == Some(true)
+            {
+                tracing::info!(
+                    "server.{} already belongs to a group: waiting to be added to it",
+                    m.id
+                );
+                return Ok(());
+            }
+        }
         let voters: BTreeMap<u64, BasicNode> = quorum
             .members
             .iter()
             .filter(|m| m.voter)
-            .map(|m| (m.id, BasicNode::new(m.peer_addr.clone())))
+            // No addresses in the initial membership: every member dials the addresses of
+            // its own zoo.cfg (as ZooKeeper does), and the entry is identical everywhere.
+            .map(|m| (m.id, BasicNode::default()))
             .collect();
         raft.initialize(voters).await.map_err(fatal)?;
     }

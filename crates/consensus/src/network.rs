@@ -60,6 +60,9 @@ enum Body {
     SnapshotReply(Result<SnapshotResponse<TypeConfig>, String>),
     App(Bytes),
     AppReply(Result<Bytes, String>),
+    /// Is the answering member part of an initialized group?
+    Probe,
+    ProbeReply(bool),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -209,11 +212,10 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        let addr = if node.addr.is_empty() {
-            self.addr_of(target)
-        } else {
-            Some(node.addr.clone())
-        };
+        // The address in this member's own zoo.cfg, else the one a reconfiguration recorded.
+        let addr = self
+            .addr_of(target)
+            .or_else(|| (!node.addr.is_empty()).then(|| node.addr.clone()));
         PeerClient {
             me: self.me,
             target,
@@ -296,8 +298,56 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     }
 }
 
+/// When this member last heard from a leader (an AppendEntries, heartbeats included), in
+/// milliseconds since `epoch`.
+pub struct LeaderContact {
+    epoch: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+    /// A connection that carried AppendEntries closed, and none arrived since: the leader may
+    /// be gone (a killed process's sockets close at once).
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl LeaderContact {
+    pub fn new() -> Self {
+        LeaderContact {
+            epoch: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            lost: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the leader's connection closed since the last AppendEntries.
+    pub fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    fn heard(&self) {
+        self.last_ms
+            .store(self.now_ms(), std::sync::atomic::Ordering::Release);
+        self.lost.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Milliseconds since the last AppendEntries; None if none arrived yet.
+    pub fn millis_since(&self) -> Option<u64> {
+        match self.last_ms.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            at => Some(self.now_ms().saturating_sub(at)),
+        }
+    }
+}
+
 /// Accepts peer connections and serves them until the listener fails.
-pub async fn serve(listener: TcpListener, raft: Raft, handler: Arc<dyn PeerHandler>) {
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    handler: Arc<dyn PeerHandler>,
+    contact: Arc<LeaderContact>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -310,8 +360,9 @@ pub async fn serve(listener: TcpListener, raft: Raft, handler: Arc<dyn PeerHandl
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
         let handler = handler.clone();
+        let contact = contact.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_conn(stream, raft, handler).await {
+            if let Err(e) = serve_conn(stream, raft, handler, contact).await {
                 tracing::debug!(%peer, "peer connection ended: {e}");
             }
         });
@@ -322,6 +373,7 @@ async fn serve_conn(
     stream: TcpStream,
     raft: Raft,
     handler: Arc<dyn PeerHandler>,
+    contact: Arc<LeaderContact>,
 ) -> io::Result<()> {
     let (mut r, mut w) = stream.into_split();
     let from = match read_frame(&mut r).await?.body {
@@ -337,14 +389,20 @@ async fn serve_conn(
             }
         }
     });
+    let mut carried_entries = false;
     let result = async {
         loop {
             let frame = read_frame(&mut r).await?;
             let id = frame.id;
             let reply = match frame.body {
-                Body::AppendEntries(rpc) => Body::AppendEntriesReply(
-                    raft.append_entries(rpc).await.map_err(|e| e.to_string()),
-                ),
+                Body::AppendEntries(rpc) => {
+                    let reply = raft.append_entries(rpc).await;
+                    if matches!(reply, Ok(AppendEntriesResponse::Success)) {
+                        contact.heard();
+                        carried_entries = true;
+                    }
+                    Body::AppendEntriesReply(reply.map_err(|e| e.to_string()))
+                }
                 Body::Vote(rpc) => Body::VoteReply(raft.vote(rpc).await.map_err(|e| e.to_string())),
                 Body::Snapshot {
                     vote,
@@ -362,6 +420,7 @@ async fn serve_conn(
                             .map_err(|e| e.to_string()),
                     )
                 }
+                Body::Probe => Body::ProbeReply(raft.is_initialized().await.unwrap_or(false)),
                 Body::App(body) => {
                     // Handed over in arrival order; answered when done.
                     let pending = handler.handle(from, body);
@@ -383,9 +442,36 @@ async fn serve_conn(
         }
     }
     .await;
+    if carried_entries {
+        contact
+            .lost
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
     drop(tx);
     let _ = writer.await;
     result
+}
+
+/// Asks the member at `addr` whether it belongs to an initialized group; None when it cannot
+/// be reached within `ttl`.
+pub async fn probe(me: u64, addr: &str, ttl: Duration) -> Option<bool> {
+    let ask = async {
+        let (mut r, mut w) = dial(me, addr).await.ok()?;
+        write_frame(
+            &mut w,
+            &Frame {
+                id: 1,
+                body: Body::Probe,
+            },
+        )
+        .await
+        .ok()?;
+        match read_frame(&mut r).await.ok()?.body {
+            Body::ProbeReply(initialized) => Some(initialized),
+            _ => None,
+        }
+    };
+    tokio::time::timeout(ttl, ask).await.ok().flatten()
 }
 
 type Waiter = oneshot::Sender<Result<Bytes, ConsensusError>>;
@@ -467,7 +553,27 @@ async fn link_task(
 ) {
     let mut link: Option<Link> = None;
     let mut next_id = 0u64;
-    while let Some((body, waiter)) = rx.recv().await {
+    let mut check = tokio::time::interval(Duration::from_millis(50));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (body, waiter) = tokio::select! {
+            next = rx.recv() => match next {
+                Some(call) => call,
+                None => return,
+            },
+            _ = check.tick() => {
+                // Calls in flight to a member that is no longer the leader may never be
+                // answered (a silent partition keeps the connection open): fail them now,
+                // so their clients see ConnectionLoss and retry elsewhere.
+                let stale = link.as_ref().is_some_and(|l| {
+                    l.reader.is_finished() || leader().map(|t| t.0) != Some(l.leader)
+                });
+                if stale {
+                    link = None;
+                }
+                continue;
+            }
+        };
         // Find the leader and connect, waiting a little for an election to finish. Nothing has
         // been sent yet, so trying a newly elected leader is safe.
         let deadline = tokio::time::Instant::now() + wait_for_leader;

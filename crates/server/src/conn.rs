@@ -303,7 +303,7 @@ enum Handshake {
 
 fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) -> Handshake {
     let peer = state.peer;
-    if !shared.serving() {
+    if !crate::quorum::accepting(shared) {
         if shared.read_only_mode() && req.read_only == Some(true) {
             return read_only_session(shared, state, req);
         }
@@ -343,6 +343,7 @@ fn handshake(shared: &Arc<Shared>, state: &mut ConnState, req: &ConnectRequest) 
             )),
             done: None,
             from: None,
+            txn: None,
         });
         return Handshake::Pending;
     }
@@ -464,7 +465,9 @@ fn process_queue(
             state.handle.send(read_only_reply(req.xid, shared, err));
             continue;
         }
-        if is_write(req.opcode) {
+        let reconfig =
+            req.opcode == op::RECONFIG && shared.quorum && shared.config.reconfig_enabled;
+        if is_write(req.opcode) || reconfig {
             let Some(req) = queue.pop_front() else { break };
             shared.touch(state.session_id);
             let kind = if req.opcode == op::CLOSE_SESSION {
@@ -486,6 +489,7 @@ fn process_queue(
                 reply: Some((state.handle.clone(), req.xid, kind)),
                 done: None,
                 from: None,
+                txn: None,
             });
             *pending += 1;
             continue;

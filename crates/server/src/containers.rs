@@ -76,6 +76,7 @@ pub async fn container_task(shared: Arc<Shared>) {
                 reply: None,
                 done: None,
                 from: None,
+                txn: None,
             });
             if let Some(rest) = spacing.checked_sub(started.elapsed()) {
                 tokio::time::sleep(rest).await;

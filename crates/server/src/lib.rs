@@ -10,6 +10,7 @@ pub mod persist;
 pub mod pipeline;
 mod quorum;
 mod reads;
+mod reconfig;
 pub mod session;
 pub mod watches;
 
@@ -75,10 +76,15 @@ pub struct Shared {
     pub quorum: bool,
     /// A leader not acknowledged by a quorum for this long stops serving.
     pub quorum_timeout: Duration,
+    /// A follower that has not heard from its leader for this long (the
+    /// shortest election timeout) stops serving until a leader is back.
+    pub leader_timeout: Duration,
     /// Sessions touched here since the last report to the leader.
     touches: quorum::Touches,
     /// On the leader: the member holding each session's connection.
     pub owners: Mutex<quorum::Owners>,
+    /// The quorum's membership and its version (`/zookeeper/config`).
+    pub membership: Mutex<reconfig::Membership>,
     /// Read-only sessions' connections, closed when the quorum returns.
     pub read_only_conns: Mutex<HashMap<u64, conn::ConnHandle>>,
     consensus: OnceLock<Consensus>,
@@ -252,7 +258,7 @@ impl Server {
         if quorum {
             recovered.tree.set_config(
                 Bytes::from(dynamic_config_text(&config)),
-                0,
+                config.config_version(),
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_millis() as i64)
@@ -269,9 +275,14 @@ impl Server {
             prep_tx,
             quorum,
             quorum_timeout: timing.election_timeout.1,
+            leader_timeout: timing.election_timeout.0,
             touches: quorum::Touches::default(),
             owners: Mutex::new(quorum::Owners::default()),
             read_only_conns: Mutex::new(HashMap::new()),
+            membership: Mutex::new(reconfig::Membership {
+                servers: config.servers.clone(),
+                version: config.config_version(),
+            }),
             consensus: OnceLock::new(),
             snapshotter: persist::Snapshotter::new(&config),
             next_conn: AtomicU64::new(1),
@@ -415,15 +426,20 @@ async fn session_ticker(shared: Arc<Shared>) {
                 reply: None,
                 done: None,
                 from: None,
+                txn: None,
             });
         }
     }
 }
 
-/// Raft timing derived from ZooKeeper's settings. ZooKeeper's followers give
-/// up on a silent leader after `syncLimit` ticks; here a follower that hears
-/// nothing for 2 to 4 ticks (never more than `syncLimit` ticks) starts an
-/// election, and the leader sends a heartbeat every half tick.
+/// Raft timing derived from ZooKeeper's settings. A ZooKeeper follower
+/// notices a dead leader when its socket closes and elects a new one within
+/// about a second; its `syncLimit` ticks bound how long a silent leader is
+/// trusted. Here a follower that hears nothing for a random time between
+/// `2 x tickTime` and twice that starts an election, with the lower bound
+/// clamped to 300..1000 ms (so the default tickTime=2000 elects within 1-2 s)
+/// and never above `syncLimit` ticks; the leader sends a heartbeat five times
+/// per lower bound.
 struct QuorumTiming {
     heartbeat: Duration,
     election_timeout: (Duration, Duration),
@@ -433,16 +449,15 @@ impl QuorumTiming {
     fn of(config: &Config) -> QuorumTiming {
         let tick = (config.tick_time.max(1)) as u64;
         let limit = tick * (config.sync_limit.max(1) as u64);
-        let min = (tick * 2).min(limit).max(20);
-        let max = (tick * 4).min(limit * 2).max(min + 10);
+        let min = (tick * 2).clamp(300, 1000).min(limit.max(50));
         QuorumTiming {
-            heartbeat: Duration::from_millis((tick / 2).clamp(5, min / 3)),
-            election_timeout: (Duration::from_millis(min), Duration::from_millis(max)),
+            heartbeat: Duration::from_millis((min / 5).max(10)),
+            election_timeout: (Duration::from_millis(min), Duration::from_millis(min * 2)),
         }
     }
 }
 
-fn peer_addr(host: &str, port: u16) -> String {
+pub(crate) fn peer_addr(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -464,31 +479,9 @@ fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, ServerError> {
 /// (`QuorumMaj.toString`): one `server.N=` line per member, then the config
 /// version in hex (0 for a static config).
 pub fn dynamic_config_text(config: &Config) -> String {
-    let host = |h: &str| {
-        if h.contains(':') {
-            format!("[{h}]")
-        } else {
-            h.to_string()
-        }
-    };
-    let mut out = String::new();
-    for (id, spec) in &config.servers {
-        out.push_str(&format!(
-            "server.{id}={}:{}:{}:{}",
-            host(&spec.host),
-            spec.peer_port,
-            spec.election_port,
-            if spec.observer {
-                "observer"
-            } else {
-                "participant"
-            }
-        ));
-        if let Some((client_host, port)) = &spec.client_addr {
-            out.push_str(&format!(";{}:{port}", host(client_host)));
-        }
-        out.push('\n');
+    reconfig::Membership {
+        servers: config.servers.clone(),
+        version: config.config_version(),
     }
-    out.push_str("version=0");
-    out
+    .text()
 }

@@ -46,6 +46,8 @@ pub struct WriteReq {
     /// Quorum mode: the member holding the client's connection (None for
     /// this member's own clients and txns the server makes itself).
     pub from: Option<u64>,
+    /// A txn decided before prep (a reconfiguration's outcome): logged as is.
+    pub txn: Option<TxnBody>,
 }
 
 /// Where the answer to a write goes: the connection, the xid and the reply shape.
@@ -113,7 +115,7 @@ impl Replies {
 pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
     // The term whose leadership the prep state (pending changes) belongs to.
     let mut prepped_term = None;
-    while let Some(req) = rx.recv().await {
+    while let Some(mut req) = rx.recv().await {
         if let Some(reply) = req.reply.clone() {
             shared
                 .replies
@@ -136,24 +138,27 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
         }
         let time = shared.wall_clock_ms();
         let moved = shared.quorum && !shared.owners.lock().check(&req, consensus.server_id());
-        let payload = if moved {
+        if moved {
             // The session reconnected to another member: as ZooKeeper, the
             // write fails with SessionMoved through the log.
+            req.txn = Some(TxnBody::error(ErrorCode::SessionMoved.code()));
+        } else if req.opcode == op::RECONFIG && req.txn.is_none() && shared.quorum {
+            // Membership changes take a while; the outcome comes back here
+            // as a decided txn.
+            tokio::spawn(crate::reconfig::run(shared.clone(), req));
+            continue;
+        }
+        let payload = if let Some(txn) = req.txn.take() {
             let hdr = TxnHeader {
                 client_id: req.session_id,
                 cxid: req.cxid,
                 zxid: 0,
                 time,
-                r#type: op::ERROR,
+                r#type: txn.txn_type(),
             };
             let mut w = Writer::with_capacity(64);
             hdr.write(&mut w);
-            w.write_raw(
-                &TxnBody::Error(ensemble_proto::ErrorTxn {
-                    err: ErrorCode::SessionMoved.code(),
-                })
-                .encode(),
-            );
+            w.write_raw(&txn.encode());
             w.into_bytes()
         } else {
             let prepared = {
@@ -448,9 +453,46 @@ impl ensemble_consensus::Applier for TreeApplier {
             }
         }
 
+        if let TxnBody::Reconfig(t) = &body {
+            if outcome.err == 0 {
+                let text = t.data.clone().unwrap_or_default();
+                if let Some(version) =
+                    crate::reconfig::applied(&shared, &String::from_utf8_lossy(&text))
+                {
+                    // As in ZooKeeper, the config's version is the node's mzxid.
+                    tree.set_config(text, version, hdr.time);
+                }
+            }
+        }
         {
             if let Some((conn, xid, kind)) = &reply {
                 match kind {
+                    ReplyKind::Normal { opcode } if *opcode == op::RECONFIG && outcome.err == 0 => {
+                        let (data, stat) = match &body {
+                            TxnBody::Reconfig(t) => {
+                                (t.data.clone(), tree.stat(ensemble_tree::path::CONFIG))
+                            }
+                            _ => (None, None),
+                        };
+                        let frame = if stat.is_some() {
+                            reply_frame(
+                                *xid,
+                                zxid,
+                                0,
+                                Some(&|w: &mut Writer| {
+                                    ensemble_proto::GetDataResponse {
+                                        data: data.clone(),
+                                        stat: stat.clone().unwrap_or_default(),
+                                    }
+                                    .write(w)
+                                }),
+                            )
+                        } else {
+                            write_reply(*opcode, *xid, zxid, &outcome)
+                        };
+                        conn.send(frame);
+                        conn.signal(Ctl::Applied);
+                    }
                     ReplyKind::Normal { opcode } => {
                         conn.send(write_reply(*opcode, *xid, zxid, &outcome));
                         conn.signal(Ctl::Applied);

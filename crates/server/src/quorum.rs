@@ -215,6 +215,7 @@ fn decode_write(r: &mut Reader) -> Result<WriteReq, ensemble_proto::JuteError> {
         reply: None,
         done: None,
         from: None,
+        txn: None,
     })
 }
 
@@ -250,7 +251,15 @@ pub fn serving(shared: &Shared) -> bool {
         Role::Leader => consensus
             .millis_since_quorum_ack()
             .is_some_and(|ms| ms <= shared.quorum_timeout.as_millis() as u64),
-        Role::Follower | Role::Observer => consensus.synced_with_leader(),
+        // Clients already here are kept through a short election (their
+        // writes wait for the new leader); a member cut off for longer lets
+        // them go.
+        Role::Follower | Role::Observer => {
+            consensus.synced_with_leader()
+                && consensus
+                    .millis_since_leader_contact()
+                    .is_some_and(|ms| ms < 2 * shared.quorum_timeout.as_millis() as u64)
+        }
     }
 }
 
@@ -320,6 +329,24 @@ pub async fn role_task(shared: Arc<Shared>) {
             shared.touches.take();
         }
     }
+}
+
+/// Whether this member takes new clients: it serves, and a follower has heard
+/// from its leader within the shortest election timeout and has not seen the
+/// leader's connection close since (a killed leader's sockets close at once).
+pub fn accepting(shared: &Shared) -> bool {
+    if !serving(shared) {
+        return false;
+    }
+    if !shared.quorum {
+        return true;
+    }
+    let consensus = shared.consensus();
+    consensus.role() == Role::Leader
+        || (!consensus.leader_contact_lost()
+            && consensus
+                .millis_since_leader_contact()
+                .is_some_and(|ms| ms < shared.leader_timeout.as_millis() as u64))
 }
 
 /// ZooKeeper's `Mode:` value, or None when the member is not serving.
