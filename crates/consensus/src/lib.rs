@@ -298,7 +298,8 @@ impl Consensus {
                     .collect()
             })
             .unwrap_or_default();
-        let network = PeerNetwork::new(server_id, addrs);
+        let contact = Arc::new(network::LeaderContact::new());
+        let network = PeerNetwork::new(server_id, addrs, contact.clone());
         let raft =
             match Raft::new(server_id, config, network.clone(), log_store, state_machine).await {
                 Ok(raft) => raft,
@@ -320,7 +321,6 @@ impl Consensus {
         }
 
         let mut tasks = Vec::new();
-        let contact = Arc::new(network::LeaderContact::new());
         let link = match quorum {
             None => None,
             Some((q, handler, listener)) => {
@@ -330,6 +330,7 @@ impl Consensus {
                     tracing::warn!(error = %e, "cannot build the first snapshot");
                 }
                 tasks.push(tokio::spawn(network::serve(
+                    server_id,
                     listener,
                     raft.clone(),
                     handler,

@@ -36,6 +36,7 @@ use crate::state_machine::SnapshotData;
 use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::zxid::TermClock;
 use crate::{ConsensusError, PeerHandler};
+use openraft::async_runtime::WatchReceiver;
 
 /// Largest frame accepted: a snapshot of a large tree travels in one frame.
 const MAX_FRAME: usize = 1 << 30;
@@ -121,13 +122,15 @@ async fn dial(me: u64, addr: &str) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)
 pub struct PeerNetwork {
     me: u64,
     addrs: Arc<Mutex<BTreeMap<u64, String>>>,
+    contact: Arc<LeaderContact>,
 }
 
 impl PeerNetwork {
-    pub fn new(me: u64, addrs: BTreeMap<u64, String>) -> Self {
+    pub fn new(me: u64, addrs: BTreeMap<u64, String>, contact: Arc<LeaderContact>) -> Self {
         PeerNetwork {
             me,
             addrs: Arc::new(Mutex::new(addrs)),
+            contact,
         }
     }
 
@@ -139,6 +142,7 @@ impl PeerNetwork {
 /// A connection for the Raft RPCs of one replication stream.
 pub struct PeerClient {
     me: u64,
+    contact: Arc<LeaderContact>,
     target: u64,
     addr: Option<String>,
     conn: Option<(OwnedReadHalf, OwnedWriteHalf)>,
@@ -218,6 +222,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             .or_else(|| (!node.addr.is_empty()).then(|| node.addr.clone()));
         PeerClient {
             me: self.me,
+            contact: self.contact.clone(),
             target,
             addr,
             conn: None,
@@ -247,9 +252,16 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<TypeConfig>,
+        mut rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        // This member saw the leader's connection close (its process died): the voters may
+        // ignore their lease on that leader, as ZooKeeper's followers elect at once when the
+        // leader's socket closes. At worst a live leader is replaced; safety does not rest on
+        // the lease (sync uses a quorum-confirmed read index).
+        if self.contact.lost() {
+            rpc.leadership_transfer = true;
+        }
         match self
             .call(Body::Vote(rpc), option.hard_ttl())
             .await
@@ -343,6 +355,7 @@ impl LeaderContact {
 
 /// Accepts peer connections and serves them until the listener fails.
 pub async fn serve(
+    me: u64,
     listener: TcpListener,
     raft: Raft,
     handler: Arc<dyn PeerHandler>,
@@ -362,7 +375,7 @@ pub async fn serve(
         let handler = handler.clone();
         let contact = contact.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_conn(stream, raft, handler, contact).await {
+            if let Err(e) = serve_conn(me, stream, raft, handler, contact).await {
                 tracing::debug!(%peer, "peer connection ended: {e}");
             }
         });
@@ -370,6 +383,7 @@ pub async fn serve(
 }
 
 async fn serve_conn(
+    me: u64,
     stream: TcpStream,
     raft: Raft,
     handler: Arc<dyn PeerHandler>,
@@ -446,6 +460,18 @@ async fn serve_conn(
         contact
             .lost
             .store(true, std::sync::atomic::Ordering::Release);
+        // Elect at once rather than after a timeout; members wait a little by id so that
+        // one of them usually asks first and no vote is split.
+        let raft = raft.clone();
+        let contact = contact.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20 + 40 * (me % 8))).await;
+            let led = raft.metrics().borrow_watched().state.is_leader();
+            if contact.lost() && !led {
+                tracing::info!("the leader's connection closed: starting an election");
+                let _ = raft.trigger().elect(false).await;
+            }
+        });
     }
     drop(tx);
     let _ = writer.await;
