@@ -676,9 +676,8 @@ def report(result):
                  fmt(rss_summary([z["peak_rss_bytes"]]), "MiB"),
                  fmt(ratio(rss_summary([e["peak_rss_bytes"]]), rss_summary([z["peak_rss_bytes"]])))]]
         out.append(table(["", "Ensemble", "ZooKeeper", "ratio"], rows))
-        out.append("   (Ensemble's election timeout is 2-4 ticks = 4-8 s with tickTime=2000; ZooKeeper's "
-                   "followers give up on a silent leader after syncLimit ticks = 10 s, but notice a "
-                   "closed connection at once)")
+        out.append("   (both notice a closed leader connection at once and elect; a silent leader is given "
+                   "up after 1-2 s by Ensemble at tickTime=2000, after syncLimit ticks = 10 s by ZooKeeper)")
     if "rejoin" in result:
         rj = result["rejoin"]
         e, z = rj["ensemble"], rj["zookeeper"]
