@@ -144,3 +144,102 @@ def test_old_connection_of_a_moved_session_gets_session_moved(cluster_factory, i
     assert err in (SESSION_MOVED, "closed"), err
     a.close()
     b.close()
+
+
+SUPER = dict(
+    extra_cfg=(
+        "reconfigEnabled=true\n"
+        "DigestAuthenticationProvider.superDigest=super:lK75jTNcA+U9vtVEw5vB51mj/w4=\n"
+    ),
+    jvm_flags=["-Dzookeeper.DigestAuthenticationProvider.superDigest=super:lK75jTNcA+U9vtVEw5vB51mj/w4="],
+)
+
+
+def retrying(call, *args, **kwargs):
+    """Calls again after ConnectionLoss: removing the leader moves clients."""
+    from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+
+    deadline = time.time() + 60
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except (ConnectionLoss, SessionExpiredError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def config_ids(text):
+    return sorted(int(m) for m in re.findall(r"^server\.(\d+)=", text, re.M))
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_reconfig_removes_and_adds_a_member(cluster_factory, impl):
+    c = cluster_factory(impl, **SUPER)
+    ids = c.ids
+    zk = KazooClient(hosts=c.connect_string(ids[:2]), auth_data=[("digest", "super:secret")])
+    zk.start(timeout=15)
+    try:
+        before, stat = zk.get("/zookeeper/config")
+        line3 = re.search(r"^server\.3=(.*)$", before.decode(), re.M).group(1)
+
+        # Without the right to write /zookeeper/config, reconfig is refused.
+        plain = KazooClient(hosts=c.host_port(ids[0]))
+        plain.start(timeout=15)
+        from kazoo.exceptions import NoAuthError
+
+        with pytest.raises(NoAuthError):
+            plain.reconfig(joining=None, leaving="3", new_members=None)
+        plain.stop()
+        plain.close()
+
+        data, stat = retrying(zk.reconfig, joining=None, leaving="3", new_members=None)
+        text = data.decode()
+        assert config_ids(text) == [1, 2]
+        assert text.endswith("version=%x" % stat.mzxid), text
+
+        # fromConfig must name the current version.
+        from kazoo.exceptions import BadVersionError
+
+        with pytest.raises(BadVersionError):
+            retrying(
+                zk.reconfig,
+                joining="server.3=" + line3,
+                leaving=None,
+                new_members=None,
+                from_config=1,
+            )
+
+        data, stat = retrying(
+            zk.reconfig,
+            joining="server.3=" + line3,
+            leaving=None,
+            new_members=None,
+            from_config=stat.mzxid,
+        )
+        text = data.decode()
+        assert config_ids(text) == [1, 2, 3]
+        assert text.endswith("version=%x" % stat.mzxid), text
+        retrying(zk.create, "/after-reconfig", b"x")
+    finally:
+        zk.stop()
+        zk.close()
+
+    # Every member serves the new configuration and the write.
+    def member_sees(i):
+        cl = KazooClient(hosts=c.host_port(i))
+        try:
+            cl.start(timeout=10)
+            cl.sync("/")
+            ok = cl.exists("/after-reconfig") is not None and config_ids(
+                cl.get("/zookeeper/config")[0].decode()
+            ) == [1, 2, 3]
+            return ok
+        except Exception:
+            return False
+        finally:
+            cl.stop()
+            cl.close()
+
+    for i in ids:
+        wait_until(lambda: member_sees(i), 60, f"member {i} to serve the new config")
