@@ -806,6 +806,9 @@ fn quorum_config(quorum: &QuorumOptions, snap_count: u64) -> Config {
         // A member whose data directory was wiped rejoins with an empty log and is caught up
         // by the leader, as a ZooKeeper member with an empty dataDir resyncs from the leader.
         allow_log_reversion: Some(true),
+        // Replicate an entry while the leader's own fsync of it is still running, so the
+        // leader's and the followers' fsyncs overlap instead of adding up.
+        broadcast_submitted_on_append: Some(true),
         ..Config::default()
     }
 }
