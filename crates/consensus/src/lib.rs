@@ -205,6 +205,7 @@ impl Consensus {
             state_machine,
             last_applied_zxid,
             None,
+            None,
         )
         .await
     }
@@ -235,13 +236,8 @@ impl Consensus {
         config: Config,
     ) -> Result<Consensus, ConsensusError> {
         let (log_store, handle, resume) = durable_log::open(server_id, &log, recovered_zxid)?;
-        let last_applied_zxid = Arc::new(AtomicI64::new(0));
-        let state_machine = match resume {
-            Some(resume) => {
-                StateMachine::resumed(applier, last_applied_zxid.clone(), recovered_zxid, resume)
-            }
-            None => StateMachine::new(applier, last_applied_zxid.clone()),
-        };
+        let (state_machine, last_applied_zxid) =
+            durable_state_machine(applier, resume, recovered_zxid);
         Self::start(
             server_id,
             config,
@@ -249,31 +245,12 @@ impl Consensus {
             state_machine,
             last_applied_zxid,
             Some(handle),
-        )
-        .await
-    }
-
-    async fn start<LS: RaftLogStorage<TypeConfig>>(
-        server_id: u64,
-        config: Config,
-        log_store: LS,
-        state_machine: StateMachine,
-        last_applied_zxid: Arc<AtomicI64>,
-        log: Option<DurableLogHandle>,
-    ) -> Result<Consensus, ConsensusError> {
-        Self::start_in(
-            server_id,
-            config,
-            log_store,
-            state_machine,
-            last_applied_zxid,
-            log,
             None,
         )
         .await
     }
 
-    async fn start_in<LS: RaftLogStorage<TypeConfig>>(
+    async fn start<LS: RaftLogStorage<TypeConfig>>(
         server_id: u64,
         config: Config,
         log_store: LS,
@@ -393,16 +370,11 @@ impl Consensus {
             })?;
         let (log_store, handle, resume) = durable_log::open(server_id, &log, recovered_zxid)?;
         let installed = log_store.installed_snapshot();
-        let last_applied_zxid = Arc::new(AtomicI64::new(0));
-        let state_machine = match resume {
-            Some(resume) => {
-                StateMachine::resumed(applier, last_applied_zxid.clone(), recovered_zxid, resume)
-            }
-            None => StateMachine::new(applier, last_applied_zxid.clone()),
-        }
-        .with_data_snapshots(installed);
+        let (state_machine, last_applied_zxid) =
+            durable_state_machine(applier, resume, recovered_zxid);
+        let state_machine = state_machine.with_data_snapshots(installed);
         let config = quorum_config(&quorum, log.snap_count);
-        Self::start_in(
+        Self::start(
             server_id,
             config,
             log_store,
@@ -682,6 +654,23 @@ impl Consensus {
         }
         stop_log(&self.inner.log).await;
     }
+}
+
+/// The state machine over a durable log: resumed after the recovered entry, or new for an
+/// empty log; with the counter of its last applied zxid.
+fn durable_state_machine(
+    applier: Arc<dyn Applier>,
+    resume: Option<durable_log::Resume>,
+    recovered_zxid: i64,
+) -> (StateMachine, Arc<AtomicI64>) {
+    let last_applied_zxid = Arc::new(AtomicI64::new(0));
+    let state_machine = match resume {
+        Some(resume) => {
+            StateMachine::resumed(applier, last_applied_zxid.clone(), recovered_zxid, resume)
+        }
+        None => StateMachine::new(applier, last_applied_zxid.clone()),
+    };
+    (state_machine, last_applied_zxid)
 }
 
 /// Initializes an empty group of one, then waits until this member leads and has applied an
