@@ -108,6 +108,9 @@ fn commit_file_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Replaces the commit hint (temp file and rename; see the module docs for why no fsync).
+/// How often, at most, the commit hint is rewritten under load.
+const HINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn write_commit_hint(path: &Path, zxid: i64) -> io::Result<()> {
     let tmp = path.with_extension("commit.tmp");
     std::fs::write(&tmp, format!("0x{zxid:x}\n"))?;
@@ -315,6 +318,7 @@ pub fn open(
         commit_path,
         hint_written: if loaded.fresh { 0 } else { hint.unwrap_or(0) },
         hint_pending: None,
+        hint_at: None,
     };
     let thread = std::thread::Builder::new()
         .name("txnlog-writer".into())
@@ -789,11 +793,30 @@ struct Writer {
     hint_written: i64,
     /// The latest committed entry not yet in the hint.
     hint_pending: Option<LogId>,
+    /// When the hint was last written.
+    hint_at: Option<std::time::Instant>,
 }
 
 impl Writer {
     fn run(mut self, queue: mpsc::Receiver<Command>) {
-        while let Ok(first) = queue.recv() {
+        loop {
+            // A pending hint is written once the interval has passed, also when no more
+            // commands come.
+            let first = if self.hint_pending.is_some() {
+                match queue.recv_timeout(HINT_INTERVAL) {
+                    Ok(command) => command,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.write_hint(true);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match queue.recv() {
+                    Ok(command) => command,
+                    Err(_) => break,
+                }
+            };
             let mut next = Some(first);
             let mut stop = false;
             let mut records = 0;
@@ -829,13 +852,13 @@ impl Writer {
                 next = queue.try_recv().ok();
             }
             self.commit();
-            self.write_hint();
+            self.write_hint(false);
             if stop {
                 break;
             }
         }
         self.commit();
-        self.write_hint();
+        self.write_hint(true);
     }
 
     /// Runs `op` unless the writer already failed; a failure is remembered.
@@ -923,10 +946,17 @@ impl Writer {
 
     /// Writes the commit hint if the committed entry moved past it. An entry whose term start is
     /// not known yet (not appended here yet) waits for a later round.
-    fn write_hint(&mut self) {
+    /// Writes the pending commit hint, unless one was written less than [`HINT_INTERVAL`]
+    /// ago and `now` is false. The hint is a file rename: per group commit it cost the writer
+    /// thread as much as the fsync's bookkeeping, and a hint that lags is safe.
+    fn write_hint(&mut self, now: bool) {
         let Some(at) = self.hint_pending else {
             return;
         };
+        if !now && self.hint_at.is_some_and(|t| t.elapsed() < HINT_INTERVAL) {
+            return;
+        }
+        self.hint_at = Some(std::time::Instant::now());
         let Ok(zxid) = self.shared.zxid_of(at) else {
             return;
         };

@@ -122,6 +122,18 @@ pub enum Role {
     Looking,
 }
 
+/// What the leader knows of another member (see [`Consensus::learners`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LearnerState {
+    pub id: u64,
+    /// A voter (ZooKeeper's participant); otherwise an observer.
+    pub voter: bool,
+    /// Milliseconds since the member last acknowledged the leader; None before the first time.
+    pub millis_since_ack: Option<u64>,
+    /// Whether the member's log holds an entry of the leader's term (it accepted this leader).
+    pub in_term: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
     /// This member is not the leader, or lost leadership before the proposal was committed
@@ -590,6 +602,33 @@ impl Consensus {
             .filter(|r| r.map(|id| id.index) == last)
             .count();
         Some((synced, replication.len()))
+    }
+
+    /// Leader only: every other member of the membership as the leader sees it.
+    pub fn learners(&self) -> Option<Vec<LearnerState>> {
+        use openraft::Instant;
+        let m = self.inner.raft.metrics();
+        let m = m.borrow_watched();
+        let replication = m.replication.as_ref()?;
+        let heartbeat = m.heartbeat.as_ref();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let out = membership
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != self.inner.server_id)
+            .map(|id| LearnerState {
+                id,
+                voter: voters.contains(&id),
+                millis_since_ack: heartbeat
+                    .and_then(|h| h.get(&id))
+                    .and_then(|at| at.as_ref())
+                    .map(|at| at.elapsed().as_millis() as u64),
+                in_term: replication.get(&id).and_then(|l| l.as_ref()).map(term_of)
+                    == Some(m.current_term),
+            })
+            .collect();
+        Some(out)
     }
 
     /// Appends `payload` to the log.

@@ -27,7 +27,7 @@ use openraft::raft::{VoteRequest, VoteResponse};
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -72,21 +72,43 @@ struct Frame {
     body: Body,
 }
 
-async fn write_frame(w: &mut OwnedWriteHalf, frame: &Frame) -> io::Result<()> {
-    let bytes = bincode::serialize(frame).map_err(io::Error::other)?;
-    if bytes.len() > MAX_FRAME {
+/// Appends `frame` to `buf` as `u32 length | bincode`.
+fn encode_frame(buf: &mut Vec<u8>, frame: &Frame) -> io::Result<()> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; 4]);
+    if let Err(e) = bincode::serialize_into(&mut *buf, frame) {
+        buf.truncate(start);
+        return Err(io::Error::other(e));
+    }
+    let len = buf.len() - start - 4;
+    if len > MAX_FRAME {
+        buf.truncate(start);
         return Err(io::Error::other(format!(
-            "peer frame of {} bytes exceeds {MAX_FRAME}",
-            bytes.len()
+            "peer frame of {len} bytes exceeds {MAX_FRAME}"
         )));
     }
-    let mut buf = Vec::with_capacity(4 + bytes.len());
-    buf.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&bytes);
+    buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+async fn write_frame(w: &mut OwnedWriteHalf, frame: &Frame) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(256);
+    encode_frame(&mut buf, frame)?;
     w.write_all(&buf).await
 }
 
-async fn read_frame(r: &mut OwnedReadHalf) -> io::Result<Frame> {
+/// Frames queued for one connection go out together: at most this many bytes per write.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// The read side of a peer connection, buffered: a burst of frames costs one read, not two
+/// per frame.
+type PeerReader = BufReader<OwnedReadHalf>;
+
+fn peer_reader(r: OwnedReadHalf) -> PeerReader {
+    BufReader::with_capacity(64 * 1024, r)
+}
+
+async fn read_frame(r: &mut PeerReader) -> io::Result<Frame> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -100,7 +122,7 @@ async fn read_frame(r: &mut OwnedReadHalf) -> io::Result<Frame> {
     bincode::deserialize(&buf).map_err(|e| io::Error::other(format!("bad peer frame: {e}")))
 }
 
-async fn dial(me: u64, addr: &str) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)> {
+async fn dial(me: u64, addr: &str) -> io::Result<(PeerReader, OwnedWriteHalf)> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
@@ -114,7 +136,7 @@ async fn dial(me: u64, addr: &str) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)
         },
     )
     .await?;
-    Ok((r, w))
+    Ok((peer_reader(r), w))
 }
 
 /// Peer addresses by server id, shared by every client this factory makes.
@@ -145,7 +167,7 @@ pub struct PeerClient {
     contact: Arc<LeaderContact>,
     target: u64,
     addr: Option<String>,
-    conn: Option<(OwnedReadHalf, OwnedWriteHalf)>,
+    conn: Option<(PeerReader, OwnedWriteHalf)>,
     next_id: u64,
 }
 
@@ -389,18 +411,34 @@ async fn serve_conn(
     handler: Arc<dyn PeerHandler>,
     contact: Arc<LeaderContact>,
 ) -> io::Result<()> {
-    let (mut r, mut w) = stream.into_split();
+    let (r, mut w) = stream.into_split();
+    let mut r = peer_reader(r);
     let from = match read_frame(&mut r).await?.body {
         Body::Hello { from } => from,
         _ => return Err(io::Error::other("peer did not say hello")),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
     let writer = tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(16 * 1024);
         while let Some(frame) = rx.recv().await {
-            if let Err(e) = write_frame(&mut w, &frame).await {
+            // Everything already answered goes out in one write.
+            let mut next = Some(frame);
+            while let Some(frame) = next.take() {
+                if let Err(e) = encode_frame(&mut buf, &frame) {
+                    // The asker would wait forever: close, as a failed write does.
+                    tracing::warn!("peer frame not sent, closing the connection: {e}");
+                    return;
+                }
+                if buf.len() < WRITE_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if let Err(e) = w.write_all(&buf).await {
                 tracing::debug!("peer write failed: {e}");
                 return;
             }
+            buf.clear();
+            buf.shrink_to(1024 * 1024);
         }
     });
     let mut carried_entries = false;
@@ -538,7 +576,7 @@ struct Link {
 }
 
 impl Link {
-    fn start(leader: u64, mut r: OwnedReadHalf, w: OwnedWriteHalf) -> Link {
+    fn start(leader: u64, mut r: PeerReader, w: OwnedWriteHalf) -> Link {
         let waiters: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
         let ws = waiters.clone();
         let reader = tokio::spawn(async move {
@@ -631,13 +669,28 @@ async fn link_task(
             let _ = waiter.send(Err(ConsensusError::NotLeader));
             continue;
         };
-        next_id += 1;
-        l.waiters.lock().insert(next_id, waiter);
-        let frame = Frame {
-            id: next_id,
-            body: Body::App(body),
-        };
-        if let Err(e) = write_frame(&mut l.w, &frame).await {
+        // This call and every call queued behind it go out in one write.
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let mut call = Some((body, waiter));
+        while let Some((body, waiter)) = call.take() {
+            next_id += 1;
+            let frame = Frame {
+                id: next_id,
+                body: Body::App(body),
+            };
+            match encode_frame(&mut buf, &frame) {
+                Ok(()) => {
+                    l.waiters.lock().insert(next_id, waiter);
+                }
+                Err(e) => {
+                    let _ = waiter.send(Err(ConsensusError::Remote(e.to_string())));
+                }
+            }
+            if buf.len() < WRITE_BATCH {
+                call = rx.try_recv().ok();
+            }
+        }
+        if let Err(e) = l.w.write_all(&buf).await {
             tracing::debug!("leader link to server.{} failed: {e}", l.leader);
             link = None;
         }
