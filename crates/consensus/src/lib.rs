@@ -829,6 +829,7 @@ fn quorum_config(quorum: &QuorumOptions, snap_count: u64) -> Config {
         // A member that lags by more than this is caught up with a snapshot instead of the log.
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snap_count.max(1000)),
         max_in_snapshot_log_to_keep: snap_count.max(1000),
+        max_payload_entries: 4096,
         purge_batch_size: 1024,
         enable_leader_restore: Some(false),
         // A member whose data directory was wiped rejoins with an empty log and is caught up

@@ -321,6 +321,11 @@ impl DataTree {
         &self.acls
     }
 
+    /// ZooKeeper's `getEphemeralsCount`: the ephemerals of every session.
+    pub fn ephemerals_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
     /// Paths of the ephemerals `session_id` owns, sorted.
     pub fn ephemerals(&self, session_id: i64) -> Vec<String> {
         let mut v: Vec<String> = self
