@@ -7,12 +7,15 @@ use crate::fourlw;
 use crate::pipeline::{ReplyKind, WriteReq};
 use crate::reads;
 use crate::session::session_password;
+use crate::stats::{ConnGuard, ConnStats, SentBatch, ServerStats};
 use crate::Shared;
 use bytes::{Bytes, BytesMut};
 use ensemble_proto::{op, ConnectRequest, ConnectResponse, CreateSessionTxn, Id, Jute, Reader};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -70,12 +73,23 @@ pub struct ConnState {
     /// A read-only session, served by a member without a quorum
     /// (`readonlymode.enabled`): writes fail with NotReadOnly.
     pub read_only: bool,
+    /// This connection's counters (`stat`, `srvr`, `mntr`).
+    pub stats: ConnGuard,
 }
 
 pub struct Request {
     pub xid: i32,
     pub opcode: i32,
     pub body: Bytes,
+    /// When the request came in: its latency runs until it is answered.
+    pub received: Instant,
+}
+
+/// A request answered elsewhere (a write, a sync, a new session): when it
+/// came in, and whether a txn answers it.
+struct Pending {
+    received: Instant,
+    txn: bool,
 }
 
 fn is_write(opcode: i32) -> bool {
@@ -95,22 +109,38 @@ fn is_write(opcode: i32) -> bool {
     )
 }
 
-async fn writer_task(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Out>) {
+async fn writer_task(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    stats: Arc<ServerStats>,
+    conn: Arc<ConnStats>,
+) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    // The first frame answers the connect request (or is a four-letter
+    // word's text): a packet, but no response ZooKeeper measures.
+    let mut sent = SentBatch::after_handshake(false);
     'outer: while let Some(first) = rx.recv().await {
         let mut closing = false;
         match first {
-            Out::Frame(b) => buf.extend_from_slice(&b),
+            Out::Frame(b) => {
+                sent.frame(&b);
+                buf.extend_from_slice(&b)
+            }
             Out::Close => closing = true,
         }
         // Batch everything already queued into one write.
         while !closing && buf.len() < 256 * 1024 {
             match rx.try_recv() {
-                Ok(Out::Frame(b)) => buf.extend_from_slice(&b),
+                Ok(Out::Frame(b)) => {
+                    sent.frame(&b);
+                    buf.extend_from_slice(&b)
+                }
                 Ok(Out::Close) => closing = true,
                 Err(_) => break,
             }
         }
+        stats.sent(&conn, &sent);
+        sent = SentBatch::after_handshake(true);
         if !buf.is_empty() {
             if wr.write_all(&buf).await.is_err() {
                 break 'outer;
@@ -168,6 +198,7 @@ async fn reader_task(mut rd: OwnedReadHalf, max: usize, tx: mpsc::Sender<Result<
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_conn_id();
+    let conn_stats = shared.stats.open_conn(id, peer);
     let (mut rd, wr) = stream.into_split();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
@@ -176,7 +207,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         out: out_tx,
         ctl: ctl_tx,
     };
-    let writer = tokio::spawn(writer_task(wr, out_rx));
+    let writer = tokio::spawn(writer_task(
+        wr,
+        out_rx,
+        shared.stats.clone(),
+        conn_stats.conn.clone(),
+    ));
     let max = shared.config.jute_max_buffer;
 
     // The first four bytes are either a four-letter word or a frame length.
@@ -187,8 +223,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     if let Some(word) = fourlw::word(&len) {
-        let text = fourlw::answer(&shared, word);
-        handle.send(Bytes::from(text));
+        conn_stats.four_letter_word();
+        let text = Bytes::from(fourlw::answer(&shared, word));
+        // ZooKeeper writes the text in chunks of 8192 characters, a packet each.
+        for chunk in text.chunks(8192) {
+            handle.send(text.slice_ref(chunk));
+        }
         handle.close();
         let _ = writer.await;
         return;
@@ -207,6 +247,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         let _ = writer.await;
         return;
     }
+    let connect_received = conn_stats.request_received(4 + n as u64);
+    shared.stats.connection_requests.fetch_add(1, Relaxed);
     let connect = match ConnectRequest::read(&mut Reader::new(body.freeze())) {
         Ok(c) => c,
         Err(e) => {
@@ -229,14 +271,22 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             id: peer.ip().to_string(),
         }]),
         read_only: false,
+        stats: conn_stats,
     };
-    let mut pending: usize = 0;
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut established = false;
     let mut queue: VecDeque<Request> = VecDeque::new();
 
     match handshake(&shared, &mut state, &connect) {
-        Handshake::Pending => pending = 1,
-        Handshake::Done => established = true,
+        Handshake::Pending => pending.push_back(Pending {
+            received: connect_received,
+            txn: true,
+        }),
+        Handshake::Done => {
+            // As ZooKeeper, a resumed session is no timed request.
+            state.stats.request_answered(connect_received, true, false);
+            established = true
+        }
         Handshake::Refused => {
             handle.close();
             reader.abort();
@@ -250,6 +300,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             frame = frame_rx.recv() => {
                 match frame {
                     Some(Ok(b)) => {
+                        let received = state.stats.request_received(4 + b.len() as u64);
                         let mut r = Reader::new(b);
                         let (xid, opcode) = match (r.read_i32(), r.read_i32()) {
                             (Ok(x), Ok(o)) => (x, o),
@@ -258,7 +309,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                                 break;
                             }
                         };
-                        queue.push_back(Request { xid, opcode, body: r.rest() });
+                        queue.push_back(Request { xid, opcode, body: r.rest(), received });
                     }
                     Some(Err(ReadEnd::Error(e))) => {
                         warn!(%peer, session = format_args!("0x{:x}", state.session_id), "closing connection: {e}");
@@ -269,16 +320,16 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             }
             ctl = ctl_rx.recv() => {
                 match ctl {
-                    Some(Ctl::Applied) => pending = pending.saturating_sub(1),
+                    Some(Ctl::Applied) => answered(&state, pending.pop_front()),
                     Some(Ctl::Established) => {
-                        pending = pending.saturating_sub(1);
+                        answered(&state, pending.pop_front());
                         established = true;
                     }
                     Some(Ctl::Close) | None => break,
                 }
             }
         }
-        if !established && pending == 0 {
+        if !established && pending.is_empty() {
             break;
         }
         if established && !process_queue(&shared, &mut state, &mut queue, &mut pending) {
@@ -451,7 +502,7 @@ fn process_queue(
     shared: &Arc<Shared>,
     state: &mut ConnState,
     queue: &mut VecDeque<Request>,
-    pending: &mut usize,
+    pending: &mut VecDeque<Pending>,
 ) -> bool {
     while let Some(req) = queue.front() {
         if state.read_only && (is_write(req.opcode) || req.opcode == op::SYNC) {
@@ -463,6 +514,7 @@ fn process_queue(
             }
             let err = ensemble_proto::ErrorCode::NotReadOnly.code();
             state.handle.send(read_only_reply(req.xid, shared, err));
+            state.stats.request_answered(req.received, false, true);
             continue;
         }
         let reconfig =
@@ -491,25 +543,46 @@ fn process_queue(
                 from: None,
                 txn: None,
             });
-            *pending += 1;
+            pending.push_back(Pending {
+                received: req.received,
+                txn: true,
+            });
             continue;
         }
-        if *pending > 0 {
+        if !pending.is_empty() {
             break;
         }
         let Some(req) = queue.pop_front() else { break };
         shared.touch(state.session_id);
         if req.opcode == op::SYNC && shared.quorum {
             // Later reads wait for the answer, like reads after a write.
-            *pending += 1;
+            pending.push_back(Pending {
+                received: req.received,
+                txn: false,
+            });
             sync_through_leader(shared.clone(), state.handle.clone(), req);
             continue;
         }
-        if !reads::handle(shared, state, req) {
+        let (received, opcode) = (req.received, req.opcode);
+        let ok = reads::handle(shared, state, req);
+        // Auth and SASL packets skip ZooKeeper's pipeline and its latency.
+        let timed = opcode != op::AUTH && opcode != op::SASL;
+        state.stats.request_answered(received, false, timed);
+        if !ok {
+            if opcode == op::AUTH {
+                shared.stats.auth_failed.fetch_add(1, Relaxed);
+            }
             return false;
         }
     }
     true
+}
+
+/// A request answered elsewhere got its answer (they are answered in order).
+fn answered(state: &ConnState, p: Option<Pending>) {
+    if let Some(p) = p {
+        state.stats.request_answered(p.received, p.txn, true);
+    }
 }
 
 /// Answers a `sync` once this member has applied everything the leader had

@@ -5,6 +5,7 @@
 pub mod conn;
 mod containers;
 mod fourlw;
+mod mntr;
 mod multi;
 pub mod persist;
 pub mod pipeline;
@@ -12,6 +13,7 @@ mod quorum;
 mod reads;
 mod reconfig;
 pub mod session;
+pub mod stats;
 pub mod watches;
 
 use bytes::Bytes;
@@ -89,6 +91,8 @@ pub struct Shared {
     pub read_only_conns: Mutex<HashMap<u64, conn::ConnHandle>>,
     consensus: OnceLock<Consensus>,
     pub snapshotter: persist::Snapshotter,
+    /// Counters behind `srvr`, `stat` and `mntr`.
+    pub stats: Arc<stats::ServerStats>,
     next_conn: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     started: Instant,
@@ -214,6 +218,8 @@ impl Server {
         if !config.force_sync {
             warn!("forceSync=no: txns are acknowledged before they reach the disk");
         }
+        let stats = Arc::new(stats::ServerStats::new());
+        let load_started = Instant::now();
         let recovered = {
             let cfg = config.clone();
             tokio::task::spawn_blocking(move || persist::load(&cfg))
@@ -221,6 +227,14 @@ impl Server {
                 .map_err(|e| ServerError::Storage(e.to_string()))?
                 .map_err(|e| ServerError::Storage(e.to_string()))?
         };
+        stats
+            .db_init_time
+            .add(load_started.elapsed().as_millis() as u64);
+        if recovered.txns_replayed > 0 {
+            stats
+                .startup_txns_loaded
+                .add(recovered.txns_replayed as u64);
+        }
         let addr = config.client_addr();
         let listener = TcpListener::bind(addr)
             .await
@@ -284,7 +298,8 @@ impl Server {
                 version: config.config_version(),
             }),
             consensus: OnceLock::new(),
-            snapshotter: persist::Snapshotter::new(&config),
+            snapshotter: persist::Snapshotter::new(&config, stats.proposal_sizes.clone()),
+            stats,
             next_conn: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
             started,
@@ -381,6 +396,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         let ip = peer.ip();
         if !shared.admit(ip) {
+            shared
+                .stats
+                .connection_rejected
+                .fetch_add(1, Ordering::Relaxed);
             warn!(
                 "too many connections from {ip} - max is {}",
                 shared.config.max_client_cnxns
@@ -410,6 +429,10 @@ async fn session_ticker(shared: Arc<Shared>) {
         let now = shared.now_ms();
         let expired = shared.sessions.lock().take_expired(now);
         for id in expired {
+            shared
+                .stats
+                .sessions_expired
+                .fetch_add(1, Ordering::Relaxed);
             let timeout = shared
                 .sessions
                 .lock()

@@ -4,6 +4,7 @@
 //! background from a copy of the tree, and autopurge. The txn log itself is
 //! written by the consensus log store, before any txn is applied or answered.
 
+use crate::stats::BufferStats;
 use crate::Shared;
 use ensemble_config::Config;
 use ensemble_storage::{
@@ -77,10 +78,13 @@ pub struct Snapshotter {
     trigger: Mutex<SnapshotTrigger>,
     wake: Notify,
     busy: AtomicBool,
+    /// The sizes of applied txns: on the leader, the sizes of its proposals
+    /// (`srvr`'s `Proposal sizes`).
+    txn_sizes: Arc<BufferStats>,
 }
 
 impl Snapshotter {
-    pub fn new(config: &Config) -> Snapshotter {
+    pub fn new(config: &Config, txn_sizes: Arc<BufferStats>) -> Snapshotter {
         Snapshotter {
             trigger: Mutex::new(SnapshotTrigger::new(
                 config.snap_count,
@@ -88,11 +92,13 @@ impl Snapshotter {
             )),
             wake: Notify::new(),
             busy: AtomicBool::new(false),
+            txn_sizes,
         }
     }
 
     /// Called by apply for every txn, with the size of its log record.
     pub fn applied(&self, bytes: u64) {
+        self.txn_sizes.record(bytes as i64);
         let mut t = self.trigger.lock();
         t.record_append(bytes);
         if t.should_snapshot() {
@@ -127,11 +133,11 @@ pub async fn snapshot_task(shared: Arc<Shared>) {
             tokio::task::spawn_blocking(move || write_snapshot(&dir, &tree, &sessions, zxid, comp))
                 .await;
         match result {
-            Ok(Ok(path)) => info!(
-                "wrote snapshot {} in {} ms",
-                path.display(),
-                started.elapsed().as_millis()
-            ),
+            Ok(Ok(path)) => {
+                let ms = started.elapsed().as_millis();
+                shared.stats.snapshot_time.add(ms as u64);
+                info!("wrote snapshot {} in {ms} ms", path.display())
+            }
             Ok(Err(e)) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
             Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
         }

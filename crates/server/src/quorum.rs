@@ -13,8 +13,9 @@ use ensemble_proto::{Id, Reader, Writer};
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 const KIND_WRITE: i32 = 1;
@@ -182,9 +183,7 @@ impl PeerHandler for ServerPeer {
                 Box::pin(async move { result })
             }
             KIND_SYNC => Box::pin(async move {
-                shared
-                    .consensus()
-                    .read_index()
+                leader_read_index(&shared)
                     .await
                     .map(encode_zxid)
                     .map_err(|e| e.to_string())
@@ -231,12 +230,26 @@ fn decode_touch(r: &mut Reader) -> Result<Vec<i64>, String> {
 pub async fn sync_point(shared: &Shared) -> Result<i64, ConsensusError> {
     let consensus = shared.consensus();
     if consensus.role() == Role::Leader {
-        return consensus.read_index().await;
+        return leader_read_index(shared).await;
     }
     let mut w = Writer::new();
     w.write_i32(KIND_SYNC);
     let answer = consensus.call_leader(w.into_bytes()).await?;
     decode_zxid(&answer).map_err(ConsensusError::Remote)
+}
+
+/// The leader's read index, counted in `mntr`'s `pending_syncs` while it is
+/// awaited.
+async fn leader_read_index(shared: &Shared) -> Result<i64, ConsensusError> {
+    struct Pending<'a>(&'a std::sync::atomic::AtomicI64);
+    impl Drop for Pending<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Relaxed);
+        }
+    }
+    shared.stats.pending_syncs.fetch_add(1, Relaxed);
+    let _pending = Pending(&shared.stats.pending_syncs);
+    shared.consensus().read_index().await
 }
 
 /// Whether this member may serve clients: it knows a leader, and when it is
@@ -272,6 +285,10 @@ pub async fn role_task(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(period);
     let mut was_serving = false;
     let mut was_leader = false;
+    // A member starts looking for a leader, and unavailable.
+    let mut looking_since = Some(Instant::now());
+    let mut unavailable_since = Instant::now();
+    shared.stats.looking_count.fetch_add(1, Relaxed);
     loop {
         interval.tick().await;
         let consensus = shared.consensus().clone();
@@ -282,9 +299,35 @@ pub async fn role_task(shared: Arc<Shared>) {
             shared.sessions.lock().refresh_all(now);
             info!("leading in epoch {}", consensus.current_term());
         }
+        if leader != was_leader {
+            shared.stats.set_leading(leader);
+        }
         was_leader = leader;
+        match (role == Role::Looking, looking_since) {
+            (true, None) => {
+                looking_since = Some(Instant::now());
+                shared.stats.looking_count.fetch_add(1, Relaxed);
+            }
+            (false, Some(since)) => {
+                looking_since = None;
+                let ms = since.elapsed().as_millis() as u64;
+                shared.stats.election_time.add(ms);
+            }
+            _ => {}
+        }
 
         let serving = serving(&shared);
+        if was_serving != serving {
+            if serving {
+                let ms = unavailable_since.elapsed().as_millis() as u64;
+                shared.stats.unavailable_time.add(ms);
+                if leader {
+                    shared.stats.leader_unavailable_time.add(ms);
+                }
+            } else {
+                unavailable_since = Instant::now();
+            }
+        }
         if was_serving && !serving {
             warn!("not serving clients: no quorum ({role:?}); closing client connections");
             for conn in shared.sessions.lock().connections() {

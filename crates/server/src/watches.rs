@@ -5,6 +5,7 @@
 //! a trigger drops the one-shot mode and keeps the persistent ones.
 
 use crate::conn::ConnHandle;
+use crate::stats::Summary;
 use bytes::Bytes;
 use ensemble_proto::Jute;
 use ensemble_proto::{
@@ -180,6 +181,36 @@ impl Table {
 pub struct WatchManager {
     data: Table,
     child: Table,
+    /// How many watches each trigger fired, by event type.
+    pub fired: FiredStats,
+}
+
+/// ZooKeeper's `node_{created,deleted,changed,children}_watch_count`
+/// summaries: for each trigger of one watch table that fired at least one
+/// watch, the number of connections it notified.
+#[derive(Default)]
+pub struct FiredStats {
+    pub created: Summary,
+    pub deleted: Summary,
+    pub changed: Summary,
+    pub children: Summary,
+}
+
+impl FiredStats {
+    fn record(&self, event: i32, targets: &[ConnHandle]) {
+        if targets.is_empty() {
+            return;
+        }
+        let distinct = targets.iter().map(|c| c.id).collect::<HashSet<_>>().len() as u64;
+        let summary = match event {
+            event_type::NODE_CREATED => &self.created,
+            event_type::NODE_DELETED => &self.deleted,
+            event_type::NODE_DATA_CHANGED => &self.changed,
+            event_type::NODE_CHILDREN_CHANGED => &self.children,
+            _ => return,
+        };
+        summary.add(distinct);
+    }
 }
 
 impl WatchManager {
@@ -251,11 +282,18 @@ impl WatchManager {
             event_type::NODE_CHILDREN_CHANGED => self.child.trigger(path),
             event_type::NODE_DELETED => {
                 let mut v = self.data.trigger(path);
-                v.extend(self.child.trigger(path));
+                // ZooKeeper triggers its two tables one after the other.
+                self.fired.record(event, &v);
+                let from_child = self.child.trigger(path);
+                self.fired.record(event, &from_child);
+                v.extend(from_child);
                 v
             }
             _ => Vec::new(),
         };
+        if event != event_type::NODE_DELETED {
+            self.fired.record(event, &targets);
+        }
         if targets.is_empty() {
             return;
         }
