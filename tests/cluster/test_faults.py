@@ -158,11 +158,11 @@ def test_isolated_follower_stops_serving_and_catches_up(impl, how, cluster_facto
 # Catching up by snapshot
 
 
-def create_many(client, prefix, count, batch=500):
+def create_many(client, prefix, count, batch=500, size=None):
     client.ensure_path(prefix)
     for start in range(0, count, batch):
         pending = [
-            client.create_async(f"{prefix}/n{j:05}", b"x" * (j % 50))
+            client.create_async(f"{prefix}/n{j:05}", b"x" * (j % 50 if size is None else size))
             for j in range(start, min(count, start + batch))
         ]
         for r in pending:
@@ -185,7 +185,8 @@ def test_lagging_member_catches_up_by_snapshot(impl, cluster_factory):
         c.wait_serving(indices=[i])
         c.leader(timeout=30)
     k = c.client([lead, other])
-    create_many(k, "/snap/b", 2000)
+    # 6 MB of values: the snapshot travels in more than one part.
+    create_many(k, "/snap/b", 2000, size=3000)
     k.set("/snap", b"full")
 
     c.start(victim)
@@ -200,6 +201,10 @@ def test_lagging_member_catches_up_by_snapshot(impl, cluster_factory):
         assert "installed the leader's snapshot" in log, (
             f"member {victim} did not catch up through a snapshot"
         )
+        # The received file is linked into version-2 and kept in staging only as
+        # the member's current snapshot: one file at most, nothing half-received.
+        staging = os.path.join(c.member(victim).data_dir, "ensemble-transfer")
+        assert len([f for f in os.listdir(staging) if f.startswith("in.")]) <= 1
 
 
 # ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -55,7 +55,8 @@ use crate::log_store::MemLogStore;
 use crate::network::{LeaderLink, PeerNetwork};
 use crate::proposer::Proposer;
 pub use crate::side_file::SIDE_FILE_NAME;
-use crate::state_machine::StateMachine;
+pub use crate::state_machine::SnapshotFile;
+use crate::state_machine::{Staging, StateMachine};
 use crate::types::{term_of, Raft, TypeConfig};
 
 /// Receives committed entries. Called in log order, exactly once per entry, never concurrently.
@@ -63,17 +64,24 @@ pub trait Applier: Send + Sync + 'static {
     fn apply(&self, zxid: i64, payload: &Bytes);
 
     /// Captures the state after the entry `zxid` (called between applies, so it must be cheap)
-    /// and returns the job that serializes it, run off the apply path. Quorum mode only: the
-    /// result is what a lagging member receives.
-    fn capture(&self, zxid: i64) -> Box<dyn FnOnce() -> io::Result<Bytes> + Send> {
-        let _ = zxid;
-        Box::new(|| Ok(Bytes::new()))
+    /// and returns the job that serializes it into a file under `dir` (a directory the job
+    /// creates; it is removed with the file), run off the apply path. Quorum mode only: the
+    /// file is what a lagging member receives. None: no data to send.
+    #[allow(clippy::type_complexity)]
+    fn capture(
+        &self,
+        zxid: i64,
+        dir: PathBuf,
+    ) -> Box<dyn FnOnce() -> io::Result<Option<SnapshotFile>> + Send> {
+        let _ = (zxid, dir);
+        Box::new(|| Ok(None))
     }
 
-    /// Replaces the whole state with `data`, a capture made by another member after entry
-    /// `zxid`. Entries after `zxid` follow through [`Applier::apply`].
-    fn install(&self, zxid: i64, data: &Bytes) -> io::Result<()> {
-        let _ = (zxid, data);
+    /// Replaces the whole state with `file`, a capture made by another member after entry
+    /// `zxid`. Entries after `zxid` follow through [`Applier::apply`]. The file is removed
+    /// after the call: keep a copy under another name (a hard link) to keep it.
+    fn install(&self, zxid: i64, file: &Path) -> io::Result<()> {
+        let _ = (zxid, file);
         Err(io::Error::other("this server cannot install snapshots"))
     }
 }
@@ -165,6 +173,18 @@ pub struct DurableLog {
     /// `snapCount`: the log rolls to a new file at ZooKeeper's randomised point within it.
     pub snap_count: u64,
 }
+
+/// The directory in `dataDir` where snapshots sent to or received from other members are
+/// staged (emptied at start).
+pub const TRANSFER_DIR_NAME: &str = "ensemble-transfer";
+
+/// What a quorum member starts with besides the standalone parts.
+type QuorumStart = (
+    QuorumOptions,
+    Arc<dyn PeerHandler>,
+    tokio::net::TcpListener,
+    Arc<Staging>,
+);
 
 /// How long start-up may take to elect this member and apply its first entry.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -269,7 +289,7 @@ impl Consensus {
         state_machine: StateMachine,
         last_applied_zxid: Arc<AtomicI64>,
         log: Option<DurableLogHandle>,
-        quorum: Option<(QuorumOptions, Arc<dyn PeerHandler>, tokio::net::TcpListener)>,
+        quorum: Option<QuorumStart>,
     ) -> Result<Consensus, ConsensusError> {
         let config = match config.validate() {
             Ok(config) => Arc::new(config),
@@ -280,7 +300,7 @@ impl Consensus {
         };
         let addrs: BTreeMap<u64, String> = quorum
             .as_ref()
-            .map(|(q, _, _)| {
+            .map(|(q, _, _, _)| {
                 q.members
                     .iter()
                     .map(|m| (m.id, m.peer_addr.clone()))
@@ -299,7 +319,7 @@ impl Consensus {
             };
         let started = match &quorum {
             None => become_leader(server_id, &raft).await,
-            Some((q, _, _)) => join_quorum(server_id, &raft, q).await,
+            Some((q, _, _, _)) => join_quorum(server_id, &raft, q).await,
         };
         if let Err(e) = started {
             if let Err(e) = raft.shutdown().await {
@@ -312,7 +332,7 @@ impl Consensus {
         let mut tasks = Vec::new();
         let link = match quorum {
             None => None,
-            Some((q, handler, listener)) => {
+            Some((q, handler, listener, staging)) => {
                 // A snapshot with data from the start, so that a member that is behind this
                 // one's (purged) log can be caught up at once.
                 if let Err(e) = raft.trigger().snapshot().await {
@@ -324,6 +344,7 @@ impl Consensus {
                     raft.clone(),
                     handler,
                     contact.clone(),
+                    staging,
                 )));
                 tasks.push(tokio::spawn(add_observers(raft.clone(), q.members.clone())));
                 let metrics = raft.server_metrics();
@@ -382,9 +403,16 @@ impl Consensus {
             })?;
         let (log_store, handle, resume) = durable_log::open(server_id, &log, recovered_zxid)?;
         let installed = log_store.installed_snapshot();
+        let staging = Staging::open(log.data_dir.join(TRANSFER_DIR_NAME)).map_err(|e| {
+            ConsensusError::Fatal(format!(
+                "cannot prepare {}: {e}",
+                log.data_dir.join(TRANSFER_DIR_NAME).display()
+            ))
+        })?;
+        let staging = Arc::new(staging);
         let (state_machine, last_applied_zxid) =
             durable_state_machine(applier, resume, recovered_zxid);
-        let state_machine = state_machine.with_data_snapshots(installed);
+        let state_machine = state_machine.with_data_snapshots(installed, staging.clone());
         let config = quorum_config(&quorum, log.snap_count);
         Self::start(
             server_id,
@@ -393,7 +421,7 @@ impl Consensus {
             state_machine,
             last_applied_zxid,
             Some(handle),
-            Some((quorum, handler, listener)),
+            Some((quorum, handler, listener, staging)),
         )
         .await
     }

@@ -32,14 +32,30 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::state_machine::SnapshotData;
+use crate::state_machine::{SnapshotData, SnapshotFile, Staging};
 use crate::types::{Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::zxid::TermClock;
 use crate::{ConsensusError, PeerHandler};
 use openraft::async_runtime::WatchReceiver;
 
-/// Largest frame accepted: a snapshot of a large tree travels in one frame.
-const MAX_FRAME: usize = 1 << 30;
+/// Largest frame accepted: entries go in batches of at most [`APPEND_BUDGET`] bytes (or one
+/// entry of up to jute.maxbuffer) and snapshots in parts of [`SNAPSHOT_PART`].
+const MAX_FRAME: usize = 256 << 20;
+/// Snapshot files travel in parts of this size.
+const SNAPSHOT_PART: usize = 4 << 20;
+/// How long the target may take to accept one part.
+const PART_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many bytes of entries go in one AppendEntries (at least one entry).
+const APPEND_BUDGET: usize = 16 << 20;
+
+/// The bytes an entry takes on the wire, roughly.
+fn entry_size(entry: &crate::types::Entry) -> usize {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(txn) => txn.0.len() + 48,
+        _ => 1024,
+    }
+}
+
 /// How long dialling a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -52,11 +68,15 @@ enum Body {
     AppendEntriesReply(Result<AppendEntriesResponse<TypeConfig>, String>),
     Vote(VoteRequest<TypeConfig>),
     VoteReply(Result<VoteResponse<TypeConfig>, String>),
-    Snapshot {
+    /// A piece of a snapshot file, in order; not answered. The pieces of one transfer end
+    /// with `SnapshotDone`.
+    SnapshotPart(Bytes),
+    /// The end of a snapshot transfer: `len` bytes were sent in parts before it.
+    SnapshotDone {
         vote: Vote,
         meta: SnapshotMeta,
         clock: TermClock,
-        data: Bytes,
+        len: u64,
     },
     SnapshotReply(Result<SnapshotResponse<TypeConfig>, String>),
     App(Bytes),
@@ -179,7 +199,8 @@ enum CallError {
 }
 
 impl PeerClient {
-    async fn call(&mut self, body: Body, ttl: Duration) -> Result<Body, CallError> {
+    /// Dials the target unless connected.
+    async fn connect(&mut self) -> Result<(), CallError> {
         let target = self.target;
         if self.conn.is_none() {
             let addr = self.addr.clone().ok_or_else(|| {
@@ -190,6 +211,12 @@ impl PeerClient {
                 .map_err(|e| CallError::Unreachable(format!("server.{target} at {addr}: {e}")))?;
             self.conn = Some(conn);
         }
+        Ok(())
+    }
+
+    async fn call(&mut self, body: Body, ttl: Duration) -> Result<Body, CallError> {
+        let target = self.target;
+        self.connect().await?;
         self.next_id += 1;
         let id = self.next_id;
         let result = match self.conn.as_mut() {
@@ -258,14 +285,36 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        // Large values can make a batch of entries huge: send the first APPEND_BUDGET bytes and
+        // report how far that got; openraft sends the rest next.
+        let mut partial = None;
+        let mut bytes = 0usize;
+        if let Some(cut) = rpc.entries.iter().position(|e| {
+            bytes += entry_size(e);
+            bytes > APPEND_BUDGET
+        }) {
+            let keep = cut.max(1);
+            if keep < rpc.entries.len() {
+                rpc.entries.truncate(keep);
+                let last = rpc.entries.last().map(|e| e.log_id);
+                // What the leader committed, as far as this part reaches: still true.
+                if rpc.leader_commit > last {
+                    rpc.leader_commit = last;
+                }
+                partial = Some(last);
+            }
+        }
         match self
             .call(Body::AppendEntries(rpc), option.hard_ttl())
             .await
             .map_err(rpc_error)?
         {
+            Body::AppendEntriesReply(Ok(AppendEntriesResponse::Success)) if partial.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(partial.flatten()))
+            }
             Body::AppendEntriesReply(Ok(r)) => Ok(r),
             Body::AppendEntriesReply(Err(e)) => Err(NetworkError::from_string(e).into()),
             _ => Err(unexpected(self.target)),
@@ -302,25 +351,21 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        if snapshot.snapshot.data.is_empty() {
+        let Some(file) = snapshot.snapshot.file.clone() else {
             // A resumed leader's first snapshot has no data until it is rebuilt.
             return Err(Unreachable::from_string(format!(
                 "server.{}: no snapshot with data yet",
                 self.target
             ))
             .into());
-        }
-        let body = Body::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            clock: snapshot.snapshot.clock,
-            data: snapshot.snapshot.data,
         };
-        // A snapshot may be large: allow a minute for it, unless the stream is closed.
-        let call = self.call(body, Duration::from_secs(60));
         let reply = tokio::select! {
-            closed = cancel => return Err(closed.into()),
-            reply = call => reply,
+            closed = cancel => {
+                // The connection may hold half a transfer: start the next one afresh.
+                self.conn = None;
+                return Err(closed.into());
+            }
+            reply = self.send_snapshot(vote, snapshot.meta, snapshot.snapshot.clock, &file) => reply,
         };
         match reply {
             Ok(Body::SnapshotReply(Ok(r))) => Ok(r),
@@ -329,6 +374,70 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             Err(CallError::Unreachable(m)) => Err(Unreachable::from_string(m).into()),
             Err(CallError::Network(m)) => Err(NetworkError::from_string(m).into()),
         }
+    }
+}
+
+impl PeerClient {
+    /// Streams the snapshot file in parts, then asks the target to install it.
+    async fn send_snapshot(
+        &mut self,
+        vote: Vote,
+        meta: SnapshotMeta,
+        clock: TermClock,
+        file: &SnapshotFile,
+    ) -> Result<Body, CallError> {
+        let target = self.target;
+        let local =
+            |e: io::Error| CallError::Network(format!("snapshot {}: {e}", file.path().display()));
+        let mut f = tokio::fs::File::open(file.path()).await.map_err(local)?;
+        self.connect().await?;
+        let mut len = 0u64;
+        let mut buf = vec![0u8; SNAPSHOT_PART];
+        let sent = async {
+            let Some((_, w)) = self.conn.as_mut() else {
+                return Err(CallError::Network("not connected".into()));
+            };
+            loop {
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let n = f.read(&mut buf[filled..]).await.map_err(local)?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    return Ok(());
+                }
+                len += filled as u64;
+                let frame = Frame {
+                    id: 0,
+                    body: Body::SnapshotPart(Bytes::copy_from_slice(&buf[..filled])),
+                };
+                match tokio::time::timeout(PART_TIMEOUT, write_frame(w, &frame)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(CallError::Network(format!("server.{target}: {e}"))),
+                    Err(_) => {
+                        return Err(CallError::Network(format!(
+                            "server.{target}: snapshot part not taken within {PART_TIMEOUT:?}"
+                        )))
+                    }
+                }
+            }
+        }
+        .await;
+        if let Err(e) = sent {
+            self.conn = None;
+            return Err(e);
+        }
+        // Installing means loading the whole tree on the target: allow a minute.
+        let done = Body::SnapshotDone {
+            vote,
+            meta,
+            clock,
+            len,
+        };
+        self.call(done, Duration::from_secs(60)).await
     }
 }
 
@@ -382,6 +491,7 @@ pub async fn serve(
     raft: Raft,
     handler: Arc<dyn PeerHandler>,
     contact: Arc<LeaderContact>,
+    staging: Arc<Staging>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -396,12 +506,20 @@ pub async fn serve(
         let raft = raft.clone();
         let handler = handler.clone();
         let contact = contact.clone();
+        let staging = staging.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_conn(me, stream, raft, handler, contact).await {
+            if let Err(e) = serve_conn(me, stream, raft, handler, contact, staging).await {
                 tracing::debug!(%peer, "peer connection ended: {e}");
             }
         });
     }
+}
+
+/// A snapshot file being received on a connection.
+struct Incoming {
+    file: tokio::fs::File,
+    len: u64,
+    guard: SnapshotFile,
 }
 
 async fn serve_conn(
@@ -410,6 +528,7 @@ async fn serve_conn(
     raft: Raft,
     handler: Arc<dyn PeerHandler>,
     contact: Arc<LeaderContact>,
+    staging: Arc<Staging>,
 ) -> io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut r = peer_reader(r);
@@ -442,6 +561,8 @@ async fn serve_conn(
         }
     });
     let mut carried_entries = false;
+    // The snapshot being received, if any.
+    let mut incoming: Option<Incoming> = None;
     let result = async {
         loop {
             let frame = read_frame(&mut r).await?;
@@ -456,21 +577,53 @@ async fn serve_conn(
                     Body::AppendEntriesReply(reply.map_err(|e| e.to_string()))
                 }
                 Body::Vote(rpc) => Body::VoteReply(raft.vote(rpc).await.map_err(|e| e.to_string())),
-                Body::Snapshot {
+                Body::SnapshotPart(data) => {
+                    let part = match incoming.as_mut() {
+                        Some(part) => part,
+                        None => {
+                            let path = staging.fresh("in");
+                            let file = tokio::fs::File::create(&path).await?;
+                            incoming.insert(Incoming {
+                                file,
+                                len: 0,
+                                // Removed unless installed (then installing took a copy).
+                                guard: SnapshotFile::new(path.clone(), path),
+                            })
+                        }
+                    };
+                    part.file.write_all(&data).await?;
+                    part.len += data.len() as u64;
+                    continue;
+                }
+                Body::SnapshotDone {
                     vote,
                     meta,
                     clock,
-                    data,
+                    len,
                 } => {
-                    let snapshot = Snapshot {
-                        meta,
-                        snapshot: SnapshotData { clock, data },
+                    let reply = match incoming.take() {
+                        Some(mut part) if part.len == len => {
+                            part.file.flush().await?;
+                            part.file.sync_all().await?;
+                            drop(part.file);
+                            let snapshot = Snapshot {
+                                meta,
+                                snapshot: SnapshotData {
+                                    clock,
+                                    file: Some(Arc::new(part.guard)),
+                                },
+                            };
+                            raft.install_full_snapshot(vote, snapshot)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        Some(part) => Err(format!(
+                            "snapshot of {len} bytes announced, {} received",
+                            part.len
+                        )),
+                        None => Err("snapshot announced without its data".to_string()),
                     };
-                    Body::SnapshotReply(
-                        raft.install_full_snapshot(vote, snapshot)
-                            .await
-                            .map_err(|e| e.to_string()),
-                    )
+                    Body::SnapshotReply(reply)
                 }
                 Body::Probe => Body::ProbeReply(raft.is_initialized().await.unwrap_or(false)),
                 Body::App(body) => {

@@ -4,15 +4,16 @@
 //! The data tree itself lives in the server; this side keeps only what openraft asks of a state
 //! machine (last applied log id, membership) plus the [`TermClock`]. In standalone mode a
 //! snapshot carries just that clock: enough for openraft to purge the in-memory log. In quorum
-//! mode it also carries the server's state serialized by [`Applier::capture`] (a ZooKeeper
-//! snapshot), which a leader sends to a member that lags behind its log; the member hands it to
-//! [`Applier::install`].
+//! mode it also carries the server's state serialized by [`Applier::capture`] into a file (a
+//! ZooKeeper snapshot), which a leader streams to a member that lags behind its log; the member
+//! hands the received file to [`Applier::install`]. Neither side holds the serialized state in
+//! memory.
 
 use std::io;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
@@ -27,9 +28,71 @@ use crate::Applier;
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotData {
     pub clock: TermClock,
-    /// The server's serialized state at the snapshot's last log id; empty when the snapshot
+    /// The server's serialized state at the snapshot's last log id; None when the snapshot
     /// carries no data (standalone mode, or a resumed state machine before its first build).
-    pub data: Bytes,
+    pub file: Option<Arc<SnapshotFile>>,
+}
+
+/// A file holding a snapshot's serialized state. `remove` (the file itself, or the directory
+/// it was written in) is deleted when the last handle to it goes.
+#[derive(Debug)]
+pub struct SnapshotFile {
+    path: PathBuf,
+    remove: PathBuf,
+}
+
+impl SnapshotFile {
+    pub fn new(path: PathBuf, remove: PathBuf) -> SnapshotFile {
+        SnapshotFile { path, remove }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SnapshotFile {
+    fn drop(&mut self) {
+        let result = if self.remove.is_dir() {
+            std::fs::remove_dir_all(&self.remove)
+        } else {
+            std::fs::remove_file(&self.remove)
+        };
+        if let Err(e) = result {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", self.remove.display());
+            }
+        }
+    }
+}
+
+/// Where snapshot files are written: captures of this member's state, and snapshots received
+/// from a leader. Emptied at start.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+impl Staging {
+    pub fn open(dir: PathBuf) -> io::Result<Staging> {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(Staging {
+            dir,
+            next: AtomicU64::new(1),
+        })
+    }
+
+    /// A path in the staging directory that no other transfer uses.
+    pub fn fresh(&self, prefix: &str) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{prefix}.{n}"))
+    }
 }
 
 pub struct StateMachine {
@@ -44,6 +107,8 @@ pub struct StateMachine {
     capture_data: bool,
     /// Tells the durable log where an installed snapshot leaves the log (quorum mode).
     installed: Option<InstalledSnapshot>,
+    /// Where captures are written (quorum mode).
+    staging: Option<Arc<Staging>>,
 }
 
 impl StateMachine {
@@ -57,14 +122,21 @@ impl StateMachine {
             current_snapshot: Arc::default(),
             capture_data: false,
             installed: None,
+            staging: None,
         }
     }
 
-    /// Makes snapshots carry the server's state, for members that lag behind the log; an
-    /// installed snapshot's term start and membership are recorded through `installed`.
-    pub fn with_data_snapshots(mut self, installed: InstalledSnapshot) -> Self {
+    /// Makes snapshots carry the server's state (written into `staging`), for members that
+    /// lag behind the log; an installed snapshot's term start and membership are recorded
+    /// through `installed`.
+    pub fn with_data_snapshots(
+        mut self,
+        installed: InstalledSnapshot,
+        staging: Arc<Staging>,
+    ) -> Self {
         self.capture_data = true;
         self.installed = Some(installed);
+        self.staging = Some(staging);
         self
     }
 
@@ -84,7 +156,7 @@ impl StateMachine {
             },
             snapshot: SnapshotData {
                 clock: resume.clock,
-                data: Bytes::new(),
+                file: None,
             },
         };
         StateMachine {
@@ -96,6 +168,7 @@ impl StateMachine {
             current_snapshot: Arc::new(Mutex::new(Some(snapshot))),
             capture_data: false,
             installed: None,
+            staging: None,
         }
     }
 }
@@ -107,16 +180,17 @@ pub struct SnapshotBuilder {
     serialize: Option<Mutex<Option<SerializeJob>>>,
 }
 
-type SerializeJob = Box<dyn FnOnce() -> io::Result<Bytes> + Send>;
+type SerializeJob = Box<dyn FnOnce() -> io::Result<Option<SnapshotFile>> + Send>;
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot<SnapshotData>, io::Error> {
         if let Some(job) = self.serialize.take().and_then(|j| j.into_inner()) {
-            self.snapshot.snapshot.data = tokio::task::spawn_blocking(job)
+            self.snapshot.snapshot.file = tokio::task::spawn_blocking(job)
                 .await
-                .map_err(io::Error::other)??;
+                .map_err(io::Error::other)??
+                .map(Arc::new);
         }
         *self.current_snapshot.lock() = Some(self.snapshot.clone());
         Ok(self.snapshot.clone())
@@ -158,13 +232,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         // Called between applies, so the capture matches `last_applied` exactly.
-        let serialize = self
-            .capture_data
-            .then(|| {
-                self.applier
-                    .capture(self.last_applied_zxid.load(Ordering::Acquire))
-            })
-            .map(|job| Mutex::new(Some(job)));
+        let serialize = match (&self.staging, self.capture_data) {
+            (Some(staging), true) => Some(Mutex::new(Some(self.applier.capture(
+                self.last_applied_zxid.load(Ordering::Acquire),
+                staging.fresh("out"),
+            )))),
+            _ => None,
+        };
         SnapshotBuilder {
             snapshot: Snapshot {
                 meta: SnapshotMeta {
@@ -173,7 +247,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 },
                 snapshot: SnapshotData {
                     clock: self.clock,
-                    data: Bytes::new(),
+                    file: None,
                 },
             },
             current_snapshot: self.current_snapshot.clone(),
@@ -191,8 +265,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let zxid = clock
                 .next(term_of(&log_id), log_id.index)
                 .map_err(io::Error::other)?;
-            if !snapshot.data.is_empty() {
-                self.applier.install(zxid, &snapshot.data)?;
+            if let Some(file) = &snapshot.file {
+                self.applier.install(zxid, file.path())?;
             }
             self.last_applied_zxid.store(zxid, Ordering::Release);
         }

@@ -324,8 +324,13 @@ pub struct TreeApplier {
 
 impl ensemble_consensus::Applier for TreeApplier {
     /// An O(1) copy of the tree and the session list; the job writes them as a
-    /// ZooKeeper snapshot (uncompressed) and returns its bytes.
-    fn capture(&self, zxid: i64) -> Box<dyn FnOnce() -> std::io::Result<Bytes> + Send> {
+    /// ZooKeeper snapshot (uncompressed) under `dir`, the file a lagging member
+    /// receives.
+    fn capture(
+        &self,
+        zxid: i64,
+        dir: std::path::PathBuf,
+    ) -> Box<dyn FnOnce() -> std::io::Result<Option<ensemble_consensus::SnapshotFile>> + Send> {
         let Some(shared) = self.shared.upgrade() else {
             return Box::new(|| Err(std::io::Error::other("server is stopping")));
         };
@@ -333,27 +338,25 @@ impl ensemble_consensus::Applier for TreeApplier {
             let tree = shared.tree.read();
             (tree.clone(), shared.sessions.lock().list())
         };
-        let dir = shared
-            .config
-            .data_dir
-            .join(format!("ensemble-transfer.{zxid:x}"));
         Box::new(move || {
             let opts = ensemble_storage::SnapshotOptions {
                 fsync: false,
                 ..Default::default()
             };
-            let result = ensemble_storage::write_snapshot_with(&dir, &tree, &sessions, zxid, &opts)
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(std::fs::read);
-            let _ = std::fs::remove_dir_all(&dir);
-            result.map(Bytes::from)
+            match ensemble_storage::write_snapshot_with(&dir, &tree, &sessions, zxid, &opts) {
+                Ok(path) => Ok(Some(ensemble_consensus::SnapshotFile::new(path, dir))),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    Err(std::io::Error::other(e.to_string()))
+                }
+            }
         })
     }
 
-    /// Writes the leader's snapshot into dataDir as `snapshot.<zxid>` (so a
+    /// Links the leader's snapshot into dataDir as `snapshot.<zxid>` (so a
     /// restart starts from it), loads it, and replaces tree and sessions.
     /// Clients of this member reconnect and re-register their watches.
-    fn install(&self, zxid: i64, data: &Bytes) -> std::io::Result<()> {
+    fn install(&self, zxid: i64, file: &std::path::Path) -> std::io::Result<()> {
         let Some(shared) = self.shared.upgrade() else {
             return Err(std::io::Error::other("server is stopping"));
         };
@@ -361,13 +364,14 @@ impl ensemble_consensus::Applier for TreeApplier {
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(ensemble_storage::snapshot_file_name(zxid, ""));
         let tmp = dir.join(format!("snapshot.transfer.{zxid:x}"));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
+        let _ = std::fs::remove_file(&tmp);
+        // The received file is already synced; a second name costs no copy.
+        if std::fs::hard_link(file, &tmp).is_err() {
+            std::fs::copy(file, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
         }
         std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()?;
         let loaded = ensemble_storage::read_snapshot(&path)
             .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
         info!(
