@@ -470,15 +470,19 @@ impl Consensus {
         use openraft::ChangeMembers;
         use std::collections::BTreeSet;
         let raft = &self.inner.raft;
-        let current: BTreeMap<u64, BasicNode> = {
+        let (current, voter): (BTreeMap<u64, BasicNode>, bool) = {
             let m = raft.metrics();
             let m = m.borrow_watched();
-            m.membership_config
-                .membership()
-                .nodes()
-                .map(|(id, n)| (*id, n.clone()))
-                .collect()
+            let membership = m.membership_config.membership();
+            let nodes = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+            let voter = membership.voter_ids().any(|v| v == self.inner.server_id);
+            (nodes, voter)
         };
+        // A leader that a change removed leads on briefly until it hands over: it may not start
+        // another change (openraft expects a membership to be appended by a voting leader).
+        if !voter {
+            return Err(ConsensusError::NotLeader);
+        }
         let write_err = |e: openraft::errors::RaftError<
             TypeConfig,
             ClientWriteError<TypeConfig>,

@@ -115,6 +115,22 @@ fn parse_servers(list: &str) -> Result<Vec<(u64, ServerSpec)>, String> {
 /// txn, or an error txn that answers the client.
 pub async fn run(shared: Arc<Shared>, mut req: WriteReq) {
     let txn = match change(&shared, &req).await {
+        Err(ErrorCode::ConnectionLoss) => {
+            // This member no longer leads (a change removed it and it is handing over): the
+            // client's connection closes and it retries through the next leader.
+            match req.done.take() {
+                Some(done) => {
+                    let _ = done.send(Err("this server is not the leader".to_string()));
+                }
+                None => {
+                    if let Some((conn, _, _)) = shared.replies.lock().take(req.session_id, req.cxid)
+                    {
+                        conn.close();
+                    }
+                }
+            }
+            return;
+        }
         Ok(text) => TxnBody::Reconfig(SetDataTxn {
             path: ensemble_tree::path::CONFIG.to_string(),
             data: Some(bytes::Bytes::from(text)),
@@ -179,9 +195,12 @@ async fn change(shared: &Arc<Shared>, req: &WriteReq) -> Result<String, ErrorCod
         .consensus()
         .change_members(&next.members())
         .await
-        .map_err(|e| {
-            warn!("reconfig failed: {e}");
-            ErrorCode::NewConfigNoQuorum
+        .map_err(|e| match e {
+            ensemble_consensus::ConsensusError::NotLeader => ErrorCode::ConnectionLoss,
+            e => {
+                warn!("reconfig failed: {e}");
+                ErrorCode::NewConfigNoQuorum
+            }
         })?;
     let next = Membership { version, ..next };
     info!(
