@@ -217,3 +217,55 @@ async fn three_members_replicate_fail_over_and_answer_calls() {
         node.consensus.shutdown().await;
     }
 }
+
+/// An entry of about `size` bytes (an ErrorTxn with padding after it).
+fn big_payload(i: i32, size: usize) -> Bytes {
+    let mut v = payload(i).to_vec();
+    v.resize(size, (i % 251) as u8);
+    Bytes::from(v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_member_receives_large_entries_in_several_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port_list = free_ports(3);
+    let ports: BTreeMap<u64, u16> = (1..=3).zip(port_list).collect();
+    let members: Vec<Member> = ports
+        .iter()
+        .map(|(id, port)| Member {
+            id: *id,
+            peer_addr: format!("127.0.0.1:{port}"),
+            voter: true,
+        })
+        .collect();
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3 {
+        nodes.insert(id, start(id, dir.path(), &members, &ports).await);
+    }
+    let leader = wait_for_leader(&nodes).await;
+    let follower = *nodes.keys().find(|id| **id != leader).expect("follower");
+    let stopped = nodes.remove(&follower).expect("follower");
+    stopped.consensus.shutdown().await;
+    drop(stopped);
+
+    // 48 MB of entries while the follower is away: more than one AppendEntries may carry.
+    let pending: Vec<_> = (0..48)
+        .map(|i| nodes[&leader].consensus.propose(big_payload(i, 1 << 20)))
+        .collect();
+    futures_util::future::try_join_all(pending)
+        .await
+        .expect("proposals commit");
+
+    nodes.insert(
+        follower,
+        start(follower, dir.path(), &members, &ports).await,
+    );
+    wait_same_entries(&nodes, 48).await;
+    let entries = nodes[&follower].recorder.0.lock().clone();
+    for (i, (_, p)) in entries.iter().enumerate() {
+        assert_eq!(p, &big_payload(i as i32, 1 << 20), "entry {i}");
+    }
+    for node in nodes.values() {
+        node.consensus.shutdown().await;
+    }
+}
