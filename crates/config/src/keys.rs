@@ -76,7 +76,6 @@ const EXACT: &[&str] = &[
 const PREFIXES: &[&str] = &[
     "ssl.",
     "quorum.auth.",
-    "metricsProvider.",
     "admin.",
     "authProvider.",
     "kerberos.",
@@ -110,4 +109,51 @@ pub(crate) fn known_but_unused(key: &str) -> bool {
 /// Hierarchical-quorum keys, which ZooKeeper forbids next to `dynamicConfigFile`.
 pub(crate) fn is_membership_key(key: &str) -> bool {
     key.starts_with("server.") || key.starts_with("group") || key.starts_with("weight")
+}
+
+/// Keys ZooKeeper's `QuorumPeerConfig.parseProperties` reads itself; it turns
+/// every other key into the system property `zookeeper.<key>`.
+const QUORUM_PEER_CONFIG: &[&str] = &[
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "clientPortAddress",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "observerMasterPort",
+    "clientPortListenBacklog",
+    "tickTime",
+    "maxClientCnxns",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "initLimit",
+    "syncLimit",
+    "connectToLearnerMasterLimit",
+    "electionAlg",
+    "quorumListenOnAllIPs",
+    "peerType",
+    "syncEnabled",
+    "dynamicConfigFile",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "sslQuorum",
+    "portUnification",
+    "sslQuorumReloadCertFiles",
+    "quorum.cnxn.threads.size",
+    "oraclePath",
+    "multiAddress.enabled",
+    "multiAddress.reachabilityCheckEnabled",
+    "multiAddress.reachabilityCheckTimeoutMs",
+];
+
+/// Whether ZooKeeper parses `key` itself rather than setting a system
+/// property from it.
+pub(crate) fn parsed_by_quorum_peer_config(key: &str) -> bool {
+    QUORUM_PEER_CONFIG.contains(&key)
+        || key.starts_with("metricsProvider.")
+        || is_membership_key(key)
 }

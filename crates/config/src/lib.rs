@@ -113,6 +113,11 @@ pub struct Config {
     pub admin_server_address: String,
     /// `admin.serverPort`; default 8080.
     pub admin_server_port: u16,
+    /// `admin.commandURL`: where the AdminServer lists its commands, each
+    /// answering at `<url>/<name>`; default "/commands".
+    pub admin_command_url: String,
+    /// `metricsProvider.className` and the provider's own keys.
+    pub metrics_provider: MetricsProvider,
     /// `4lw.commands.whitelist`, trimmed, in file order. `srvr` is always in it
     /// (zkServer.sh needs it); `["*"]` means every command. Default `["srvr"]`.
     /// Use [`Config::four_letter_word_allowed`].
@@ -193,7 +198,40 @@ pub struct Config {
     /// The file this came from, as named in messages (`<embedded>` for
     /// [`Config::embedded_default`]).
     pub config_file: String,
+    /// The text of that file as read (ZooKeeper's "initial configuration",
+    /// shown by the AdminServer); empty for the embedded default.
+    pub initial_config: String,
+    /// The system properties ZooKeeper would set from zoo.cfg: every key its
+    /// `QuorumPeerConfig` does not parse itself becomes `zookeeper.<key>`.
+    pub system_properties: BTreeMap<String, String>,
 }
+
+/// `metricsProvider.className`: ZooKeeper's default provider (counters read
+/// through `mntr` and the AdminServer only) or its Prometheus provider, which
+/// also serves `/metrics` over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MetricsProvider {
+    #[default]
+    Default,
+    Prometheus {
+        /// `metricsProvider.httpHost`; default "0.0.0.0".
+        http_host: String,
+        /// `metricsProvider.httpPort`; default 7000.
+        http_port: u16,
+        /// `metricsProvider.exportJvmInfo`; default true. Ensemble has no JVM:
+        /// it exports the `process_*` metrics of its own process instead.
+        export_process_info: bool,
+    },
+}
+
+/// `metricsProvider.className` of ZooKeeper's default provider.
+pub const DEFAULT_METRICS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider";
+/// `metricsProvider.className` of ZooKeeper's Prometheus provider.
+pub const PROMETHEUS_METRICS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// `metricsProvider.httpPort` when unset.
+pub const DEFAULT_METRICS_HTTP_PORT: u16 = 7000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -215,6 +253,8 @@ impl Default for Config {
             admin_enable_server: true,
             admin_server_address: "0.0.0.0".to_owned(),
             admin_server_port: 8080,
+            admin_command_url: "/commands".to_owned(),
+            metrics_provider: MetricsProvider::Default,
             four_letter_word_whitelist: vec!["srvr".to_owned()],
             servers: BTreeMap::new(),
             peer_type: PeerType::Participant,
@@ -246,6 +286,8 @@ impl Default for Config {
             warnings: Vec::new(),
             unknown: BTreeMap::new(),
             config_file: "<embedded>".to_owned(),
+            initial_config: String::new(),
+            system_properties: BTreeMap::new(),
         }
     }
 }
@@ -296,9 +338,17 @@ impl Config {
         let props = builder.last_value_wins(props);
         for p in &props {
             builder.apply(p)?;
+            if !keys::parsed_by_quorum_peer_config(&p.key) {
+                builder
+                    .config
+                    .system_properties
+                    .insert(format!("zookeeper.{}", p.key), p.value.clone());
+            }
         }
         builder.load_dynamic_file()?;
-        builder.finish()
+        let mut config = builder.finish()?;
+        config.initial_config = text.to_owned();
+        Ok(config)
     }
 
     /// ZooKeeper's `isDistributed`: more than one voting member, or
@@ -563,6 +613,8 @@ struct Builder {
     client_port_address: Option<String>,
     secure_client_port_address: Option<String>,
     members: Vec<MemberLine>,
+    /// `metricsProvider.*` entries by key, read once `className` is known.
+    metrics: HashMap<String, (usize, String)>,
 }
 
 /// One key's value with its place in the file, for error messages.
@@ -654,6 +706,7 @@ impl Builder {
             client_port_address: None,
             secure_client_port_address: None,
             members: Vec::new(),
+            metrics: HashMap::new(),
         }
     }
 
@@ -874,6 +927,19 @@ impl Builder {
                 c.admin_server_address = e.value.to_owned();
             }
             "admin.serverPort" => c.admin_server_port = e.port(java_decode)?,
+            "admin.commandURL" => {
+                if !e.value.starts_with('/') {
+                    return Err(e.invalid("a URL path starting with '/'"));
+                }
+                c.admin_command_url = e.value.trim_end_matches('/').to_owned();
+                if c.admin_command_url.is_empty() {
+                    return Err(e.invalid("a URL path below '/', such as /commands"));
+                }
+            }
+            key if key.starts_with("metricsProvider.") => {
+                self.metrics
+                    .insert(key.to_owned(), (p.line, e.value.to_owned()));
+            }
             "4lw.commands.whitelist" => c.four_letter_word_whitelist = whitelist(e.value),
             "forceSync" => {
                 c.force_sync = match e.value.to_ascii_lowercase().as_str() {
@@ -1044,7 +1110,84 @@ impl Builder {
         self.session_timeouts()?;
         self.servers()?;
         self.quorum_checks()?;
+        self.metrics_provider()?;
         Ok(self.config)
+    }
+
+    /// `metricsProvider.className` and, for the Prometheus provider, its
+    /// `httpHost`, `httpPort` and `exportJvmInfo`. ZooKeeper fails to start
+    /// with a class it cannot load; so does Ensemble with a provider it does
+    /// not have.
+    fn metrics_provider(&mut self) -> Result<(), ConfigError> {
+        let mut entries = std::mem::take(&mut self.metrics);
+        let entry = |entries: &mut HashMap<String, (usize, String)>, key: &str| {
+            entries.remove(&format!("metricsProvider.{key}"))
+        };
+        let file = self.file.clone();
+        let class = entry(&mut entries, "className");
+        let class_name = class
+            .as_ref()
+            .map(|(_, v)| v.as_str())
+            .unwrap_or(DEFAULT_METRICS_PROVIDER);
+        if class_name == PROMETHEUS_METRICS_PROVIDER {
+            let mut http_host = "0.0.0.0".to_owned();
+            let mut http_port = DEFAULT_METRICS_HTTP_PORT;
+            let mut export_process_info = true;
+            if let Some((line, value)) = entry(&mut entries, "httpHost") {
+                if value.is_empty() {
+                    return Err(ConfigError {
+                        file,
+                        line: Some(line),
+                        key: Some("metricsProvider.httpHost".to_owned()),
+                        message: "empty value: expected an address to bind".to_owned(),
+                    });
+                }
+                http_host = value;
+            }
+            if let Some((line, value)) = entry(&mut entries, "httpPort") {
+                let e = Entry {
+                    file: &file,
+                    line,
+                    key: "metricsProvider.httpPort",
+                    value: &value,
+                };
+                http_port = e.port(java_int)?;
+            }
+            if let Some((line, value)) = entry(&mut entries, "exportJvmInfo") {
+                let e = Entry {
+                    file: &file,
+                    line,
+                    key: "metricsProvider.exportJvmInfo",
+                    value: &value,
+                };
+                export_process_info = e.bool()?;
+            }
+            self.config.metrics_provider = MetricsProvider::Prometheus {
+                http_host,
+                http_port,
+                export_process_info,
+            };
+        } else if class_name != DEFAULT_METRICS_PROVIDER {
+            let (line, value) = class.unwrap_or_default();
+            return Err(ConfigError {
+                file,
+                line: Some(line),
+                key: Some("metricsProvider.className".to_owned()),
+                message: format!(
+                    "unknown metrics provider '{value}': expected {DEFAULT_METRICS_PROVIDER} \
+                     or {PROMETHEUS_METRICS_PROVIDER}"
+                ),
+            });
+        }
+        let mut rest: Vec<(String, usize)> = entries
+            .into_iter()
+            .map(|(k, (line, _))| (k, line))
+            .collect();
+        rest.sort_by_key(|(_, line)| *line);
+        for (key, line) in rest {
+            self.warn(line, unused(&key));
+        }
+        Ok(())
     }
 
     fn session_timeouts(&mut self) -> Result<(), ConfigError> {

@@ -170,11 +170,101 @@ fn zookeeper_38_sample_parses() {
 }
 
 #[test]
-fn zookeeper_38_sample_with_metrics_lines_uncommented_warns_once_per_key() {
+fn zookeeper_38_sample_with_metrics_lines_uncommented_turns_prometheus_on() {
     let text = ZK38_SAMPLE.replace("#metricsProvider", "metricsProvider");
     let c = parse(&text);
-    assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
-    assert!(c.warnings[0].starts_with("zoo.cfg:33: key 'metricsProvider.className'"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        c.metrics_provider,
+        MetricsProvider::Prometheus {
+            http_host: "0.0.0.0".to_owned(),
+            http_port: 7000,
+            export_process_info: true,
+        }
+    );
+}
+
+#[test]
+fn metrics_provider_keys_may_come_before_the_class_name() {
+    let c = with(
+        "metricsProvider.httpPort=7001\nmetricsProvider.httpHost=127.0.0.1\n\
+         metricsProvider.exportJvmInfo=false\nmetricsProvider.numWorkerThreads=2\n\
+         metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+    );
+    assert_eq!(
+        c.metrics_provider,
+        MetricsProvider::Prometheus {
+            http_host: "127.0.0.1".to_owned(),
+            http_port: 7001,
+            export_process_info: false,
+        }
+    );
+    assert_eq!(
+        c.warnings,
+        ["zoo.cfg:6: key 'metricsProvider.numWorkerThreads' is accepted but not used yet"]
+    );
+}
+
+#[test]
+fn default_metrics_provider_serves_no_http() {
+    assert_eq!(with("").metrics_provider, MetricsProvider::Default);
+    let c =
+        with("metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider");
+    assert_eq!(c.metrics_provider, MetricsProvider::Default);
+}
+
+#[test]
+fn bad_metrics_provider_values_name_file_line_and_key() {
+    assert_eq!(
+        error_with("metricsProvider.className=com.example.Metrics"),
+        "zoo.cfg:3: metricsProvider.className: unknown metrics provider 'com.example.Metrics': \
+         expected org.apache.zookeeper.metrics.impl.DefaultMetricsProvider or \
+         org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+    );
+    assert_eq!(
+        error_with(
+            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpPort=70000"
+        ),
+        "zoo.cfg:4: metricsProvider.httpPort: invalid value '70000': expected a port number (0-65535)"
+    );
+    assert_eq!(
+        error_with(
+            "metricsProvider.exportJvmInfo=yes\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+        ),
+        "zoo.cfg:3: metricsProvider.exportJvmInfo: invalid value 'yes': expected true or false"
+    );
+}
+
+#[test]
+fn admin_command_url_defaults_to_commands_and_must_be_a_path() {
+    assert_eq!(with("").admin_command_url, "/commands");
+    assert_eq!(with("admin.commandURL=/admin/").admin_command_url, "/admin");
+    assert_eq!(
+        error_with("admin.commandURL=commands"),
+        "zoo.cfg:3: admin.commandURL: invalid value 'commands': expected a URL path starting with '/'"
+    );
+}
+
+#[test]
+fn initial_configuration_and_system_properties_are_kept_as_zookeeper_keeps_them() {
+    let text =
+        "dataDir=/var/zk\nclientPort=2181\nadmin.serverPort=9090\n4lw.commands.whitelist=*\n";
+    let c = parse(text);
+    assert_eq!(c.initial_config, text);
+    let props: Vec<(&str, &str)> = c
+        .system_properties
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        props,
+        [
+            ("zookeeper.4lw.commands.whitelist", "*"),
+            ("zookeeper.admin.serverPort", "9090")
+        ]
+    );
 }
 
 #[test]
@@ -264,13 +354,7 @@ localSessionsUpgradingEnabled=true
         .collect();
     assert_eq!(
         unused,
-        [
-            "secureClientPort",
-            "metricsProvider.className",
-            "metricsProvider.httpPort",
-            "syncEnabled",
-            "ssl.keyStore.location"
-        ]
+        ["secureClientPort", "syncEnabled", "ssl.keyStore.location"]
     );
 }
 
