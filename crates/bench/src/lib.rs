@@ -6,12 +6,16 @@
 //! session runs that many workers on clones of one `Client`, and because the
 //! client orders a request when its future is created, K workers mean K
 //! pipelined requests on one connection.
+//!
+//! `watch` and `connect` measure sessions rather than requests (many idle
+//! sessions, one watch each) and live in `sessions`.
 
 mod report;
+mod sessions;
 mod workload;
 
 use clap::{Args, ValueEnum};
-use report::{CpuTime, Summary, WorkerStats};
+use report::{CpuTime, Details, Summary, WorkerStats};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,13 +35,15 @@ pub struct BenchArgs {
     /// What each request does.
     #[arg(long, value_enum, default_value_t = Workload::Read)]
     pub workload: Workload,
-    /// Client sessions (one TCP connection each).
+    /// Client sessions (one TCP connection each); for watch, the watchers.
     #[arg(long, default_value_t = 16)]
     pub sessions: usize,
-    /// Requests kept outstanding per session (pipelined).
+    /// Requests kept outstanding per session (pipelined); for watch and
+    /// connect, session handshakes under way at once.
     #[arg(long, default_value_t = 1)]
     pub inflight: usize,
-    /// Seconds to run; ignored when `--ops` is given.
+    /// Seconds to run; ignored when `--ops` is given. For connect, how long
+    /// the sessions are held once established.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
     /// Stop after exactly this many requests instead of after `--duration`.
@@ -53,6 +59,13 @@ pub struct BenchArgs {
     /// Fraction of reads in the mixed workload.
     #[arg(long, default_value_t = 0.9)]
     pub read_ratio: f64,
+    /// setData operations in each multi (after one version check).
+    #[arg(long, default_value_t = 4)]
+    pub multi_ops: usize,
+    /// Watch rounds: arm a watch in every session, one setData, wait for
+    /// every notification.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
     /// Parent znode of everything the bench creates (created if missing).
     #[arg(long, default_value = "/bench")]
     pub prefix: String,
@@ -82,6 +95,12 @@ pub enum Workload {
     Mixed,
     /// create exactly `--ops` znodes under the prefix, as fast as possible.
     Populate,
+    /// a multi of one version check and `--multi-ops` setData on existing keys.
+    Multi,
+    /// every session watches one znode; one setData; time to the notifications.
+    Watch,
+    /// open `--sessions` idle sessions and hold them for `--duration`.
+    Connect,
 }
 
 impl Workload {
@@ -93,12 +112,16 @@ impl Workload {
             Workload::Delete => "delete",
             Workload::Mixed => "mixed",
             Workload::Populate => "populate",
+            Workload::Multi => "multi",
+            Workload::Watch => "watch",
+            Workload::Connect => "connect",
         }
     }
 }
 
 /// Runs a benchmark and prints its summary; exit code 1 on a setup failure.
 pub fn run(args: BenchArgs) -> ExitCode {
+    raise_fd_limit();
     if let Err(e) = validate(&args) {
         eprintln!("ensemble bench: {e}");
         return ExitCode::from(2);
@@ -143,12 +166,62 @@ fn validate(args: &BenchArgs) -> Result<(), String> {
     }
     if matches!(
         args.workload,
-        Workload::Read | Workload::Write | Workload::Mixed | Workload::Delete
+        Workload::Read | Workload::Write | Workload::Mixed | Workload::Delete | Workload::Multi
     ) && args.keys == 0
     {
         return Err("--keys must be at least 1".into());
     }
+    if args.workload == Workload::Multi && args.multi_ops == 0 {
+        return Err("--multi-ops must be at least 1".into());
+    }
+    if args.workload == Workload::Watch && args.rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
+    // One descriptor per session, the watch workload's writer, and some slack
+    // for the runtime.
+    let needed = args.sessions as u64 + 64;
+    if let Some(limit) = fd_limit() {
+        if needed > limit {
+            return Err(format!(
+                "--sessions {} needs about {needed} open files, but the limit is {limit} \
+                 (raise the hard limit: ulimit -Hn)",
+                args.sessions
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The soft limit of open files, if it can be read.
+fn fd_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the pointer it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    // rlim_t is u64 on 64-bit Linux but not everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    let soft = limit.rlim_cur as u64;
+    ok.then_some(soft)
+}
+
+/// Many sessions need many sockets: the soft limit of open files (often 1024)
+/// is raised to the hard one, which any process may do.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write one `rlimit` through the
+    // pointer; a failure leaves the limit as it was, which validate() reports.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 async fn connect(args: &BenchArgs) -> Result<Vec<zk::Client>, String> {
@@ -159,20 +232,22 @@ async fn connect(args: &BenchArgs) -> Result<Vec<zk::Client>, String> {
     Ok(clients)
 }
 
+/// The session settings every bench session uses.
+fn connector(args: &BenchArgs) -> zk::Connector {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_millis(args.session_timeout_ms))
+        .with_connection_timeout(Duration::from_secs(10))
+        // Say soon that no server answers, rather than retry for a
+        // whole session timeout.
+        .with_fail_eagerly()
+}
+
 /// A server that has just started may accept a connection before it takes
 /// sessions (ZooKeeper does), so a refused session is tried a few times.
 async fn connect_one(args: &BenchArgs) -> Result<zk::Client, String> {
     let mut tries = 0;
     loop {
-        let attempt = zk::Client::connector()
-            .with_session_timeout(Duration::from_millis(args.session_timeout_ms))
-            .with_connection_timeout(Duration::from_secs(10))
-            // Say soon that no server answers, rather than retry for a
-            // whole session timeout.
-            .with_fail_eagerly()
-            .connect(&args.hosts)
-            .await;
-        match attempt {
+        match connector(args).connect(&args.hosts).await {
             Ok(client) => return Ok(client),
             Err(e) if tries >= CONNECT_TRIES => {
                 return Err(format!("cannot connect to {}: {e}", args.hosts))
@@ -186,6 +261,11 @@ async fn connect_one(args: &BenchArgs) -> Result<zk::Client, String> {
 }
 
 async fn bench(args: BenchArgs) -> Result<Summary, String> {
+    match args.workload {
+        Workload::Watch => return sessions::watch(&args).await,
+        Workload::Connect => return sessions::connect(&args).await,
+        _ => {}
+    }
     let clients = connect(&args).await?;
     let plan = Arc::new(Plan::new(&args));
     let setup_started = Instant::now();
@@ -248,6 +328,12 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
     }
     let cpu = CpuTime::now().since(&cpu_before);
     close(clients).await;
+    let details = match args.workload {
+        Workload::Multi => Details::Multi {
+            set_data_ops: args.multi_ops,
+        },
+        _ => Details::None,
+    };
     Ok(Summary::new(
         &args,
         stats,
@@ -255,12 +341,15 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         elapsed,
         setup_secs,
         cpu,
+        details,
     ))
 }
 
 /// Closes the sessions and waits (briefly) until the server has them closed,
 /// so that a bench run leaves no sessions behind for the server to expire.
 async fn close(clients: Vec<zk::Client>) {
+    // Each close is a txn on the server: allow a moment per thousand sessions.
+    let patience = Duration::from_secs(3 + clients.len() as u64 / 1000);
     let mut watchers: Vec<zk::StateWatcher> = clients.iter().map(|c| c.state_watcher()).collect();
     drop(clients);
     let closed = async {
@@ -274,5 +363,36 @@ async fn close(clients: Vec<zk::Client>) {
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
+    let _ = tokio::time::timeout(patience, closed).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    #[test]
+    fn the_new_workloads_parse_with_their_options() {
+        let cli = Cli::parse_from(["bench", "--workload", "watch", "--rounds", "5"]);
+        assert_eq!(cli.bench.workload, Workload::Watch);
+        assert_eq!(cli.bench.rounds, 5);
+        let cli = Cli::parse_from(["bench", "--workload", "multi", "--multi-ops", "2"]);
+        assert_eq!(cli.bench.multi_ops, 2);
+        let cli = Cli::parse_from(["bench", "--workload", "connect"]);
+        assert_eq!(cli.bench.workload.name(), "connect");
+        assert!(validate(&cli.bench).is_ok());
+    }
+
+    #[test]
+    fn sessions_beyond_the_open_files_limit_are_refused_up_front() {
+        let cli = Cli::parse_from(["bench", "--workload", "connect", "--sessions", "4000000000"]);
+        let err = validate(&cli.bench).unwrap_err();
+        assert!(err.contains("open files"), "{err}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::report::WorkerStats;
 use crate::{BenchArgs, Workload};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use zookeeper_client as zk;
@@ -18,6 +18,11 @@ pub struct Plan {
     pub data: Vec<u8>,
     pub keys: u64,
     pub read_ratio: f64,
+    /// setData operations in each multi.
+    pub multi_ops: usize,
+    /// The prefix znode's data version, read in setup: the version check of
+    /// every multi (nobody writes the prefix, so the check always passes).
+    prefix_version: AtomicI32,
     /// For `--ops` runs and for delete: how many requests may be issued.
     pub limit: Option<u64>,
     /// Requests issued so far, and the index of the next unique name.
@@ -42,6 +47,8 @@ impl Plan {
             data: vec![b'x'; args.value_size],
             keys: args.keys,
             read_ratio: args.read_ratio,
+            multi_ops: args.multi_ops,
+            prefix_version: AtomicI32::new(0),
             limit,
             issued: AtomicU64::new(0),
             tag: format!("{:x}", (nanos as u64) ^ u64::from(std::process::id())),
@@ -73,7 +80,7 @@ impl Plan {
     }
 }
 
-fn persistent() -> zk::CreateOptions<'static> {
+pub(crate) fn persistent() -> zk::CreateOptions<'static> {
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
 }
 
@@ -85,10 +92,23 @@ pub async fn setup(clients: &[zk::Client], plan: &Arc<Plan>, quiet: bool) -> Res
         .mkdir(&plan.prefix, &persistent())
         .await
         .map_err(|e| format!("cannot create {}: {e}", plan.prefix))?;
+    if plan.workload == Workload::Multi {
+        let stat = first
+            .check_stat(&plan.prefix)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", plan.prefix))?
+            .ok_or_else(|| format!("{} vanished during setup", plan.prefix))?;
+        plan.prefix_version.store(stat.version, Ordering::Relaxed);
+    }
     let (count, name): (u64, fn(&Plan, u64) -> String) = match plan.workload {
-        Workload::Read | Workload::Write | Workload::Mixed => (plan.keys, Plan::key),
+        Workload::Read | Workload::Write | Workload::Mixed | Workload::Multi => {
+            (plan.keys, Plan::key)
+        }
         Workload::Delete => (plan.limit.unwrap_or(plan.keys), Plan::unique),
-        Workload::Create | Workload::Populate => return Ok(()),
+        // Nothing to prepare; watch and connect prepare their own.
+        Workload::Create | Workload::Populate | Workload::Watch | Workload::Connect => {
+            return Ok(())
+        }
     };
     if !quiet {
         eprintln!("setup: creating {count} znodes under {}", plan.prefix);
@@ -168,6 +188,9 @@ impl Worker {
                     .await
                     .map(drop),
                 Workload::Delete => self.client.delete(&plan.unique(n), None).await,
+                Workload::Multi => self.multi(&mut rng).await,
+                // Run by `sessions`, never by a worker.
+                Workload::Watch | Workload::Connect => break,
             };
             let micros = started.elapsed().as_micros() as u64;
             match result {
@@ -185,6 +208,19 @@ impl Worker {
             }
         }
         stats
+    }
+
+    /// One multi: a version check of the prefix, then `multi_ops` setData on
+    /// random keys. The guarded write of Kafka's controller (a check of
+    /// `/controller_epoch`, then the change) and of Curator transactions.
+    async fn multi(&self, rng: &mut XorShift) -> Result<(), zk::Error> {
+        let plan = &*self.plan;
+        let mut multi = self.client.new_multi_writer();
+        multi.add_check_version(&plan.prefix, plan.prefix_version.load(Ordering::Relaxed))?;
+        for _ in 0..plan.multi_ops {
+            multi.add_set_data(&plan.key(rng.below(plan.keys)), &plan.data, None)?;
+        }
+        multi.commit().await.map(drop).map_err(zk::Error::from)
     }
 }
 
