@@ -8,13 +8,15 @@
 //! pipelined requests on one connection.
 //!
 //! `watch` and `connect` measure sessions rather than requests (many idle
-//! sessions, one watch each) and live in `sessions`.
+//! sessions, one watch each) and live in `sessions`; `ensemble bench plot`
+//! draws a comparison's results (`plot`).
 
+mod plot;
 mod report;
 mod sessions;
 mod workload;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use report::{CpuTime, Details, Summary, WorkerStats};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,7 +30,10 @@ const CONNECT_TRIES: u32 = 4;
 
 /// Options of `ensemble bench`.
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Servers to connect to, `host:port[,host:port...]`.
     #[arg(long, default_value = "127.0.0.1:2181")]
     pub hosts: String,
@@ -103,6 +108,13 @@ pub enum Workload {
     Connect,
 }
 
+/// Tools beside the load generator.
+#[derive(Subcommand, Debug, Clone)]
+pub enum BenchCommand {
+    /// Draw throughput and p99 per workload and server as an SVG.
+    Plot(plot::PlotArgs),
+}
+
 impl Workload {
     pub fn name(self) -> &'static str {
         match self {
@@ -121,6 +133,9 @@ impl Workload {
 
 /// Runs a benchmark and prints its summary; exit code 1 on a setup failure.
 pub fn run(args: BenchArgs) -> ExitCode {
+    if let Some(BenchCommand::Plot(plot)) = &args.command {
+        return plot::run(plot);
+    }
     raise_fd_limit();
     if let Err(e) = validate(&args) {
         eprintln!("ensemble bench: {e}");
@@ -375,6 +390,19 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         bench: BenchArgs,
+    }
+
+    #[test]
+    fn plot_is_a_subcommand_of_bench() {
+        let cli = Cli::try_parse_from(["bench", "plot", "--input", "r.json", "--output", "r.svg"])
+            .expect("plot parses");
+        match cli.bench.command {
+            Some(BenchCommand::Plot(plot)) => {
+                assert_eq!(plot.input, std::path::PathBuf::from("r.json"));
+                assert_eq!(plot.output, std::path::PathBuf::from("r.svg"));
+            }
+            None => panic!("no plot command"),
+        }
     }
 
     #[test]
