@@ -9,7 +9,7 @@ use crate::reads;
 use crate::session::session_password;
 use crate::stats::{ConnGuard, ConnStats, SentBatch, ServerStats};
 use crate::Shared;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use ensemble_proto::{op, ConnectRequest, ConnectResponse, CreateSessionTxn, Id, Jute, Reader};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -159,34 +159,51 @@ enum ReadEnd {
     Error(String),
 }
 
-/// Reads length-prefixed frames; `max` is jute.maxbuffer.
-async fn read_frame(rd: &mut OwnedReadHalf, max: usize) -> Result<Bytes, ReadEnd> {
-    let mut len = [0u8; 4];
-    match rd.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(ReadEnd::Eof),
-        Err(e) => return Err(ReadEnd::Error(e.to_string())),
-    }
-    let n = i32::from_be_bytes(len);
-    if n < 0 || n as usize > max {
-        return Err(ReadEnd::Error(format!(
-            "frame length {n} is outside 0..={max} (jute.maxbuffer)"
-        )));
-    }
-    let mut body = BytesMut::zeroed(n as usize);
-    rd.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            ReadEnd::Error("connection closed in the middle of a frame".into())
+/// How much the reader asks the socket for at once: a burst of pipelined requests
+/// costs one read, not two per request.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Takes the next length-prefixed frame from `buf`, reading more from `rd` as needed;
+/// `max` is jute.maxbuffer. Frames are slices of the read buffer, not copies.
+async fn read_frame(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Bytes, ReadEnd> {
+    loop {
+        if buf.len() >= 4 {
+            let n = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            if n < 0 || n as usize > max {
+                return Err(ReadEnd::Error(format!(
+                    "frame length {n} is outside 0..={max} (jute.maxbuffer)"
+                )));
+            }
+            let need = 4 + n as usize;
+            if buf.len() >= need {
+                buf.advance(4);
+                return Ok(buf.split_to(n as usize).freeze());
+            }
+            buf.reserve((need - buf.len()).max(READ_CHUNK));
         } else {
-            ReadEnd::Error(e.to_string())
+            buf.reserve(READ_CHUNK);
         }
-    })?;
-    Ok(body.freeze())
+        match rd.read_buf(buf).await {
+            Ok(0) if buf.is_empty() => return Err(ReadEnd::Eof),
+            Ok(0) => {
+                return Err(ReadEnd::Error(
+                    "connection closed in the middle of a frame".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(ReadEnd::Error(e.to_string())),
+        }
+    }
 }
 
 async fn reader_task(mut rd: OwnedReadHalf, max: usize, tx: mpsc::Sender<Result<Bytes, ReadEnd>>) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        let r = read_frame(&mut rd, max).await;
+        let r = read_frame(&mut rd, &mut buf, max).await;
         let end = r.is_err();
         if tx.send(r).await.is_err() || end {
             return;

@@ -10,6 +10,7 @@ use ensemble_proto::{
     SetAclResponse, SetDataResponse, TxnHeader, Writer,
 };
 use ensemble_tree::{ApplyOutcome, TxnBody};
+use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -115,7 +116,19 @@ impl Replies {
 pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<WriteReq>) {
     // The term whose leadership the prep state (pending changes) belongs to.
     let mut prepped_term = None;
-    while let Some(mut req) = rx.recv().await {
+    // Proposals waiting for their outcome, polled here rather than by a task each.
+    let mut proposed = futures_util::stream::FuturesUnordered::new();
+    loop {
+        let mut req = tokio::select! {
+            Some((result, done)) = proposed.next(), if !proposed.is_empty() => {
+                proposal_settled(&shared, result, done);
+                continue;
+            }
+            next = rx.recv() => match next {
+                Some(req) => req,
+                None => break,
+            },
+        };
         if let Some(reply) = req.reply.clone() {
             shared
                 .replies
@@ -158,7 +171,7 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
             };
             let mut w = Writer::with_capacity(64);
             hdr.write(&mut w);
-            w.write_raw(&txn.encode());
+            txn.encode_into(&mut w);
             w.into_bytes()
         } else {
             let prepared = {
@@ -181,7 +194,7 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
             };
             let mut w = Writer::with_capacity(64 + req.body.len());
             hdr.write(&mut w);
-            w.write_raw(&prepared.body.encode());
+            prepared.body.encode_into(&mut w);
             shared.pending.lock().push(PendingWrite {
                 seq: prepared.seq,
                 session_id: req.session_id,
@@ -190,20 +203,27 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
             w.into_bytes()
         };
         let fut = consensus.propose(payload);
-        let shared2 = shared.clone();
         let done = req.done;
-        tokio::spawn(async move {
-            let result = fut.await;
-            if let Err(e) = &result {
-                error!("write could not be committed: {e}");
-                // Without a commit there is no answer: drop the clients so
-                // they see ConnectionLoss rather than wait forever.
-                shared2.replies.lock().fail_all();
-            }
-            if let Some(done) = done {
-                let _ = done.send(result.map_err(|e| e.to_string()));
-            }
-        });
+        proposed.push(async move { (fut.await, done) });
+    }
+}
+
+type Done = Option<tokio::sync::oneshot::Sender<Result<i64, String>>>;
+
+/// A proposal committed (the answer comes when it is applied) or failed.
+fn proposal_settled(
+    shared: &Shared,
+    result: Result<i64, ensemble_consensus::ConsensusError>,
+    done: Done,
+) {
+    if let Err(e) = &result {
+        error!("write could not be committed: {e}");
+        // Without a commit there is no answer: drop the clients so
+        // they see ConnectionLoss rather than wait forever.
+        shared.replies.lock().fail_all();
+    }
+    if let Some(done) = done {
+        let _ = done.send(result.map_err(|e| e.to_string()));
     }
 }
 

@@ -3,6 +3,7 @@
 //! every member reaches the same tree. The outcome carries what the reply
 //! needs (`ProcessTxnResult`) and the watch triggers in ZooKeeper's order.
 
+use crate::digest;
 use crate::path::{self, child_name, parent_of};
 use crate::tree::{new_stat, node_size, ttl_to_ephemeral_owner, DataTree, EphemeralType, Node};
 use crate::txn::TxnBody;
@@ -322,8 +323,9 @@ impl DataTree {
         time: i64,
         ev: &mut Events,
     ) -> Result<Stat, ErrorCode> {
-        self.digest_remove(path);
+        // One lookup: the digest is updated around the change in place.
         let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let digest_before = digest::of_node(path, n);
         let bytes_diff = data.as_ref().map_or(0, |d| d.len() as i64) - data_len(n);
         let old = node_size(path, n.data.as_ref());
         n.data = data;
@@ -332,12 +334,16 @@ impl DataTree {
         n.stat.version = version;
         let stat = n.client_stat();
         let new = node_size(path, n.data.as_ref());
+        let digest_after = digest::of_node(path, n);
+        self.digest = self
+            .digest
+            .wrapping_sub(digest_before)
+            .wrapping_add(digest_after);
         self.data_size = (self.data_size + new).saturating_sub(old);
         if path == path::ROOT {
             // The "" alias of the root counts the root's data a second time.
             self.data_size = self.compute_data_size();
         }
-        self.digest_add(path);
         self.quota_on_set_data(path, bytes_diff);
         ev.push((event_type::NODE_DATA_CHANGED, path.to_owned()));
         Ok(stat)

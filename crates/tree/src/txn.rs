@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use ensemble_proto::{
     op, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
-    CreateTxn, DeleteTxn, ErrorTxn, Jute, JuteError, MultiTxn, SetAclTxn, SetDataTxn, Txn,
+    CreateTxn, DeleteTxn, ErrorTxn, Jute, JuteError, MultiTxn, SetAclTxn, SetDataTxn, Txn, Writer,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,17 +65,24 @@ impl TxnBody {
 
     /// The record bytes as ZooKeeper logs them.
     pub fn encode(&self) -> Bytes {
+        let mut w = Writer::with_capacity(128);
+        self.encode_into(&mut w);
+        w.into_bytes()
+    }
+
+    /// Appends the record to `w` (after a `TxnHeader`, say) without a copy of its own.
+    pub fn encode_into(&self, w: &mut Writer) {
         match self {
-            TxnBody::Create(t) | TxnBody::Create2(t) => t.to_bytes(),
-            TxnBody::CreateContainer(t) => t.to_bytes(),
-            TxnBody::CreateTtl(t) => t.to_bytes(),
-            TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => t.to_bytes(),
-            TxnBody::SetData(t) | TxnBody::Reconfig(t) => t.to_bytes(),
-            TxnBody::SetAcl(t) => t.to_bytes(),
-            TxnBody::Check(t) => t.to_bytes(),
-            TxnBody::CreateSession(t) => t.to_bytes(),
-            TxnBody::CloseSession(t) => t.to_bytes(),
-            TxnBody::Error(t) => t.to_bytes(),
+            TxnBody::Create(t) | TxnBody::Create2(t) => t.write(w),
+            TxnBody::CreateContainer(t) => t.write(w),
+            TxnBody::CreateTtl(t) => t.write(w),
+            TxnBody::Delete(t) | TxnBody::DeleteContainer(t) => t.write(w),
+            TxnBody::SetData(t) | TxnBody::Reconfig(t) => t.write(w),
+            TxnBody::SetAcl(t) => t.write(w),
+            TxnBody::Check(t) => t.write(w),
+            TxnBody::CreateSession(t) => t.write(w),
+            TxnBody::CloseSession(t) => t.write(w),
+            TxnBody::Error(t) => t.write(w),
             TxnBody::Multi(subs) => MultiTxn {
                 txns: subs
                     .iter()
@@ -85,7 +92,7 @@ impl TxnBody {
                     })
                     .collect(),
             }
-            .to_bytes(),
+            .write(w),
         }
     }
 
