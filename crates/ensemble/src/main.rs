@@ -1,10 +1,13 @@
 //! The `ensemble` binary: `ensemble server [--config zoo.cfg]` runs a server in
 //! the foreground. Other tools become subcommands of this one binary.
 
+mod logging;
+mod notify;
+
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 // glibc's allocator showed up at 10-15% of a member's CPU under write load (malloc,
 // free, consolidation of the many short-lived request buffers); mimalloc's thread-local
@@ -34,6 +37,14 @@ enum Command {
         /// Also accept the config file as a positional argument, as zkServer.sh passes it.
         #[arg(conflicts_with = "config")]
         config_file: Option<PathBuf>,
+        /// Log to a file rotated daily in this directory instead of stderr
+        /// (default: $ZOO_LOG_DIR when set). The name is $ZOO_LOG_FILE or ensemble.log.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// A tracing filter such as `info` or `debug,openraft=info` (default:
+        /// $ENSEMBLE_LOG, else $RUST_LOG, else `info`).
+        #[arg(long)]
+        log_level: Option<String>,
     },
     /// Load generator: measure a ZooKeeper-protocol server (Ensemble or ZooKeeper).
     Bench(ensemble_bench::BenchArgs),
@@ -83,20 +94,27 @@ enum SnapshotAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match cli.command {
+    let command = match cli.command {
         Command::Server {
             config,
             config_file,
-        } => run_server(config.or(config_file)),
+            log_dir,
+            log_level,
+        } => {
+            let log = logging::LogOptions::resolve(log_dir, log_level);
+            return run_server(config.or(config_file), &log);
+        }
+        other => other,
+    };
+    if let Err(e) = logging::init(&logging::LogOptions {
+        dir: None,
+        level: None,
+    }) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    match command {
+        Command::Server { .. } => unreachable!("handled above"),
         Command::Log {
             action: LogAction::Dump { file, check },
         } => log_dump(&file, check),
@@ -120,10 +138,23 @@ fn load_config(path: Option<&std::path::Path>) -> Result<ensemble_config::Config
     }
 }
 
-fn run_server(path: Option<PathBuf>) -> ExitCode {
+/// How long a clean stop waits for the log's entries to be applied and answered.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// A clean stop that takes longer than this gives up and exits 1.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(6);
+
+fn run_server(path: Option<PathBuf>, log: &logging::LogOptions) -> ExitCode {
     let config = match load_config(path.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
+    };
+    // Kept until the end of this function: dropping it flushes the log file.
+    let _log_guard = match logging::init(log) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
     };
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -135,34 +166,78 @@ fn run_server(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(async move {
-        let server = match ensemble_server::Server::start(config).await {
+    let code = rt.block_on(async move {
+        // Listening before the start: a signal during recovery is a clean stop too.
+        let mut signals = match Signals::new() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("cannot listen for signals: {e}");
                 return ExitCode::from(1);
             }
         };
+        let server = tokio::select! {
+            started = ensemble_server::Server::start(config) => match started {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            },
+            signo = signals.next() => {
+                tracing::info!("signal {signo} during start-up: exiting");
+                return ExitCode::SUCCESS;
+            }
+        };
         tracing::info!("ensemble is ready on {}", server.local_addr());
-        wait_for_shutdown().await;
-        tracing::info!("shutting down");
-        ExitCode::SUCCESS
-    })
+        notify::notify("READY=1");
+        let signo = signals.next().await;
+        tracing::info!("signal {signo}: shutting down (a second signal exits at once)");
+        notify::notify("STOPPING=1");
+        tokio::spawn(async move {
+            let again = signals.next().await;
+            tracing::warn!("signal {again} again: exiting at once");
+            std::process::exit(128 + again);
+        });
+        match tokio::time::timeout(SHUTDOWN_LIMIT, server.shutdown(SHUTDOWN_GRACE)).await {
+            Ok(()) => {
+                tracing::info!("shut down cleanly");
+                ExitCode::SUCCESS
+            }
+            Err(_) => {
+                tracing::error!(
+                    "shutdown did not finish within {} s",
+                    SHUTDOWN_LIMIT.as_secs()
+                );
+                ExitCode::from(1)
+            }
+        }
+    });
+    // Tasks still blocked in a read or a write are not waited for.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    code
 }
 
-async fn wait_for_shutdown() {
-    #[cfg(unix)]
-    {
+/// SIGTERM and SIGINT, as their numbers.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.term.recv() => 15,
+            _ = self.int.recv() => 2,
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn log_dump(file: &std::path::Path, check: bool) -> ExitCode {

@@ -508,3 +508,25 @@ pub fn dynamic_config_text(config: &Config) -> String {
     }
     .text()
 }
+
+impl Server {
+    /// Stops the server for a clean exit (SIGTERM): waits, at most `grace`, until every
+    /// entry already in the log is applied and its client answered; closes the client
+    /// connections once their queued replies are written; then stops the consensus group,
+    /// whose log writer commits and fsyncs what it holds. A client connecting meanwhile
+    /// cannot open a session after that, and its writes fail with ConnectionLoss.
+    pub async fn shutdown(&self, grace: Duration) {
+        let consensus = self.shared.consensus().clone();
+        // A follower has no read index; what it forwarded is the leader's to finish.
+        let _ = tokio::time::timeout(grace, consensus.read_index()).await;
+        let mut conns = self.shared.sessions.lock().connections();
+        conns.extend(self.shared.read_only_conns.lock().values().cloned());
+        for conn in &conns {
+            conn.close();
+        }
+        consensus.shutdown().await;
+        // The writers flush the replies queued before the close.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        info!("stopped: {} client connections closed", conns.len());
+    }
+}
