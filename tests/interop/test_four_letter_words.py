@@ -60,6 +60,17 @@ def mntr(server):
     return out, text
 
 
+def settled_mntr(server, timeout=5.0):
+    """`mntr` once no request is outstanding: a client may read its answer
+    a moment before the server has counted the request as answered."""
+    deadline = time.time() + timeout
+    while True:
+        keys, _ = mntr(server)
+        if keys["zk_outstanding_requests"] == "0" or time.time() > deadline:
+            return keys
+        time.sleep(0.05)
+
+
 def fixture_keys(name):
     with open(os.path.join(FIXTURES, name)) as f:
         return {line.strip() for line in f if line.strip() and not line.startswith("#")}
@@ -121,7 +132,7 @@ def test_mntr_keys_and_counters_match_zookeeper_after_the_same_work(pair):
         chunks[kind] = math.ceil(len(text) / CHUNK)
     clients = {kind: client_work(s) for kind, s in pair.items()}
     try:
-        after = {kind: mntr(s)[0] for kind, s in pair.items()}
+        after = {kind: settled_mntr(s) for kind, s in pair.items()}
     finally:
         for zk in clients.values():
             zk.stop()
@@ -256,3 +267,148 @@ def ensemble_and_zookeeper_with_whitelist():
     finally:
         for s in servers.values():
             s.close()
+
+
+# ---- conf, cons, crst, srst, envi, dirs, dump, wchs, wchc, wchp, hash, gtmk, stmk ----
+
+HEX = re.compile(r"0x[0-9a-f]+")
+DATE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d [A-Z]+ \d{4}")
+
+
+def keys_of(text):
+    """The keys of `key=value` lines, in order."""
+    return [line.split("=", 1)[0] for line in text.splitlines() if "=" in line]
+
+
+def normalized(text):
+    """Lines with dates, hex numbers and decimal numbers replaced."""
+    out = []
+    for line in text.split("\n"):
+        line = DATE.sub("DATE", line)
+        line = HEX.sub("HEX", line)
+        out.append(re.sub(r"\d+", "N", line).replace("HEX", "0xN"))
+    return out
+
+
+def watch_work(server):
+    """Two sessions: one with data, child and exists watches and an
+    ephemeral, one with a data watch; 130 txns so `hash` logs a digest."""
+    a = KazooClient(hosts=server.hosts, timeout=30.0)
+    b = KazooClient(hosts=server.hosts, timeout=30.0)
+    a.start(timeout=15)
+    b.start(timeout=15)
+    a.create("/w", b"")
+    a.create("/w/e", b"", ephemeral=True)
+    for i in range(127):
+        a.create(f"/w/n{i}", b"")
+    a.get("/w", watch=lambda e: None)
+    a.get_children("/w", watch=lambda e: None)
+    a.exists("/w/missing", watch=lambda e: None)
+    b.get("/w/n1", watch=lambda e: None)
+    return [a, b]
+
+
+@pytest.fixture
+def watched_pair(pair):
+    clients = [zk for s in pair.values() for zk in watch_work(s)]
+    yield pair
+    for zk in clients:
+        zk.stop()
+        zk.close()
+
+
+def test_conf_envi_and_dirs_have_zookeepers_keys_in_order(watched_pair):
+    answers = {k: {w: word(s, w) for w in ("conf", "envi", "dirs")} for k, s in watched_pair.items()}
+    z, e = answers["zookeeper"], answers["ensemble"]
+    assert keys_of(e["conf"]) == keys_of(z["conf"]) == [
+        "clientPort", "secureClientPort", "dataDir", "dataDirSize", "dataLogDir",
+        "dataLogSize", "tickTime", "maxClientCnxns", "minSessionTimeout",
+        "maxSessionTimeout", "clientPortListenBacklog", "serverId",
+    ]
+    conf = dict(line.split("=", 1) for line in e["conf"].splitlines())
+    s = watched_pair["ensemble"]
+    assert conf["clientPort"] == str(s.port)
+    assert conf["dataDir"] == os.path.join(s.data_dir, "version-2")
+    assert (conf["tickTime"], conf["minSessionTimeout"], conf["serverId"]) == ("2000", "4000", "0")
+    assert e["envi"].startswith("Environment:\n") and e["envi"].endswith("\n")
+    assert keys_of(e["envi"]) == keys_of(z["envi"])
+    assert normalized(e["dirs"]) == normalized(z["dirs"]) == [
+        "datadir_size: N", "logdir_size: N", ""
+    ]
+    assert int(e["dirs"].split()[1]) > 0
+
+
+def test_cons_lists_every_connection_in_full(watched_pair):
+    full = re.compile(
+        r"^ /127\.0\.0\.1:\d+\[1\]\(queued=0,recved=\d+,sent=\d+,sid=0x[0-9a-f]+,"
+        r"lop=[A-Z]+,est=\d+,to=30000,lcxid=0x[0-9a-f]+,lzxid=0x[0-9a-f]+,"
+        r"lresp=\d+,llat=\d+,minlat=\d+,avglat=\d+,maxlat=\d+\)$"
+    )
+    own = re.compile(r"^ /127\.0\.0\.1:\d+\[0\]\(queued=0,recved=1,sent=0\)$")
+    for kind, s in watched_pair.items():
+        text = word(s, "cons")
+        assert text.endswith(")\n\n") and "\n\n" not in text[:-2], (kind, text)
+        entries = [l for l in text.split("\n") if l]
+        assert sum(bool(full.match(l)) for l in entries) == 2, (kind, text)
+        assert sum(bool(own.match(l)) for l in entries) == 1, (kind, text)
+        assert len(entries) == 3, (kind, text)
+        lops = sorted(re.search(r"lop=([A-Z]+)", l).group(1) for l in entries if "lop=" in l)
+        assert lops == ["EXIS", "GETD"], (kind, text)
+
+
+def test_dump_lists_sessions_ephemerals_and_connections(watched_pair):
+    shapes = {}
+    for kind, s in watched_pair.items():
+        text = word(s, "dump")
+        lines = normalized(text)
+        # How sessions and connections fall into expiry sets depends on timing.
+        assert all(l in ("N expire at DATE:",) for l in lines if "expire at" in l), (kind, text)
+        shapes[kind] = sorted(l for l in lines if "expire at" not in l)
+        assert "\t/w/e" in text.split("\n"), (kind, text)
+    assert shapes["ensemble"] == shapes["zookeeper"]
+    assert shapes["ensemble"].count("\tip: /N.N.N.N:N sessionId: 0xN") == 3
+
+
+def test_watch_words_list_the_data_watches(watched_pair):
+    answers = {k: {w: word(s, w) for w in ("wchs", "wchc", "wchp")} for k, s in watched_pair.items()}
+    z, e = answers["zookeeper"], answers["ensemble"]
+    assert e["wchs"] == z["wchs"] == "2 connections watching 3 paths\nTotal watches:3\n"
+    for w in ("wchc", "wchp"):
+        assert sorted(normalized(e[w])) == sorted(normalized(z[w])), (w, z[w], e[w])
+    paths = sorted(l.strip() for l in e["wchc"].split("\n") if l.startswith("\t"))
+    assert paths == ["/w", "/w/missing", "/w/n1"]
+    assert e["wchp"].endswith("\n\n")
+
+
+def test_hash_prints_the_digest_of_every_128th_zxid(watched_pair):
+    # ZooKeeper's standalone zxids start at 0x1, Ensemble's in term 1 at 0x100000001.
+    for kind, s in watched_pair.items():
+        assert re.fullmatch(r"(1000000)?80: -?\d+\n", word(s, "hash")), kind
+
+
+def test_trace_mask_words_and_resets_answer_as_zookeeper(pair):
+    for kind, s in pair.items():
+        assert word(s, "gtmk") == "306", kind
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+            c.sendall(b"stmk" + (12).to_bytes(8, "big"))
+            data = b""
+            while chunk := c.recv(4096):
+                data += chunk
+        assert data == b"12", kind
+        assert word(s, "gtmk") == "12", kind
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+            c.sendall(b"stmk" + (306).to_bytes(8, "big"))
+            while c.recv(4096):
+                pass
+        assert word(s, "crst") == "Connection stats reset.\n", kind
+        assert word(s, "srst") == "Server stats reset.\n", kind
+        srvr = word(s, "srvr")
+        # Only this srvr came in since, and the srst answer went out.
+        assert "\nReceived: 1\nSent: 1\n" in srvr, (kind, srvr)
+
+
+def test_reqs_and_kill_are_not_words_in_zookeeper_38(pair):
+    for kind, s in pair.items():
+        for w in ("reqs", "kill"):
+            assert word(s, w) == "", (kind, w)
+        assert word(s, "ruok") == "imok", kind

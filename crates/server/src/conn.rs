@@ -241,7 +241,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     }
     if let Some(word) = fourlw::word(&len) {
         conn_stats.four_letter_word();
-        let text = Bytes::from(fourlw::answer(&shared, word));
+        let text = Bytes::from(fourlw::answer_reading(&shared, word, &mut rd).await);
         // ZooKeeper writes the text in chunks of 8192 characters, a packet each.
         for chunk in text.chunks(8192) {
             handle.send(text.slice_ref(chunk));
@@ -317,7 +317,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             frame = frame_rx.recv() => {
                 match frame {
                     Some(Ok(b)) => {
-                        let received = state.stats.request_received(4 + b.len() as u64);
+                        let received = state.stats.request_frame_received(&b);
                         let mut r = Reader::new(b);
                         let (xid, opcode) = match (r.read_i32(), r.read_i32()) {
                             (Ok(x), Ok(o)) => (x, o),

@@ -2,9 +2,13 @@
 //! watches, and runs every write through prep, the consensus log and apply
 //! (see `pipeline`). Configuration arrives parsed, as one `Config`.
 
+mod admin;
 pub mod conn;
 mod containers;
 mod fourlw;
+mod introspect;
+mod json;
+mod metrics;
 mod mntr;
 mod multi;
 pub mod persist;
@@ -61,6 +65,26 @@ pub enum ServerError {
     Consensus(String),
     #[error("cannot load the data directory: {0}")]
     Storage(String),
+    #[error("cannot start {what} on {addr}: {source}")]
+    Http {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    /// The exit code ZooKeeper uses for the same failure: 4 when the
+    /// AdminServer cannot start, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServerError::Http {
+                what: "AdminServer",
+                ..
+            } => 4,
+            _ => 1,
+        }
+    }
 }
 
 /// State shared by every task of a server.
@@ -240,6 +264,8 @@ impl Server {
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         let addr = listener.local_addr().unwrap_or(addr);
+        let admin_listener = admin::bind(&config).await?;
+        let metrics_listener = metrics::bind(&config).await?;
         let (prep_tx, prep_rx) = mpsc::unbounded_channel();
         let started = Instant::now();
         let quorum = config.is_quorum();
@@ -371,6 +397,12 @@ impl Server {
             tokio::spawn(quorum::role_task(shared.clone()));
         }
         tokio::spawn(accept_loop(shared.clone(), listener));
+        if let Some(l) = admin_listener {
+            tokio::spawn(admin::serve(shared.clone(), l));
+        }
+        if let Some((l, process_info)) = metrics_listener {
+            tokio::spawn(metrics::serve(shared.clone(), l, process_info));
+        }
         info!("serving clients on {addr}");
         Ok(Server { shared, addr })
     }

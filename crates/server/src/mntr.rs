@@ -8,7 +8,7 @@
 //! processor queues, its response cache, its JVM) print 0; the lists below
 //! name them and docs/compatibility.md says why.
 
-use crate::stats::{java_double, PercentileSummary, SummaryValues};
+use crate::stats::{java_double, HistogramSnapshot, PercentileSummary, SummaryValues};
 use crate::Shared;
 use ensemble_consensus::Role;
 use ensemble_tree::DataTree;
@@ -128,75 +128,244 @@ const EMPTY: SummaryValues = SummaryValues {
     max: 0,
 };
 
-#[derive(Default)]
-struct Lines(String);
+/// A gauge's or a counter's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Float(f64),
+}
 
-impl Lines {
-    fn put(&mut self, key: &str, value: impl Display) {
-        let _ = writeln!(self.0, "zk_{key}\t{value}");
-    }
-
-    fn summary(&mut self, name: &str, v: SummaryValues) {
-        self.put(&format!("avg_{name}"), java_double(v.avg()));
-        self.put(&format!("min_{name}"), v.min);
-        self.put(&format!("max_{name}"), v.max);
-        self.put(&format!("cnt_{name}"), v.count);
-        self.put(&format!("sum_{name}"), v.total);
-    }
-
-    fn percentiles(&mut self, name: &str, p: Option<&PercentileSummary>) {
-        self.summary(name, p.map_or(EMPTY, PercentileSummary::values));
-        for (label, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
-            self.put(&format!("{label}_{name}"), p.map_or(0, |p| p.percentile(q)));
+impl Number {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(v) => v as f64,
+            Number::Float(v) => v,
         }
+    }
+}
+
+impl Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Number::Int(v) => write!(f, "{v}"),
+            Number::Float(v) => f.write_str(&java_double(*v)),
+        }
+    }
+}
+
+impl From<u64> for Number {
+    fn from(v: u64) -> Number {
+        Number::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<i64> for Number {
+    fn from(v: i64) -> Number {
+        Number::Int(v)
+    }
+}
+
+impl From<usize> for Number {
+    fn from(v: usize) -> Number {
+        Number::from(v as u64)
+    }
+}
+
+impl From<u32> for Number {
+    fn from(v: u32) -> Number {
+        Number::Int(i64::from(v))
+    }
+}
+
+/// ZooKeeper's summary detail levels: a basic summary reports count, sum,
+/// min, max and average; an advanced one also percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Basic,
+    Advanced,
+}
+
+/// What one metric reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Gauge(Number),
+    Counter(u64),
+    Summary {
+        detail: Detail,
+        /// The histogram behind the quantiles; None for a summary Ensemble
+        /// does not measure (always empty).
+        histogram: Option<HistogramSnapshot>,
+    },
+}
+
+/// One metric of ZooKeeper's metrics system: its name, the `key` of a
+/// metric set (a namespace, a learner's server id), and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub key: Option<String>,
+    pub kind: Kind,
+}
+
+impl Metric {
+    fn summary_values(&self) -> SummaryValues {
+        match &self.kind {
+            Kind::Summary {
+                histogram: Some(h), ..
+            } => h.values,
+            _ => EMPTY,
+        }
+    }
+
+    /// The mntr key of a value of this metric: `<prefix>_<key>_<name>`.
+    fn mntr_key(&self, prefix: Option<&str>) -> String {
+        let mut out = String::new();
+        if let Some(p) = prefix {
+            out.push_str(p);
+            out.push('_');
+        }
+        if let Some(k) = &self.key {
+            out.push_str(k);
+            out.push('_');
+        }
+        out.push_str(&self.name);
+        out
+    }
+
+    /// The (key, value) pairs the default metrics provider dumps for this
+    /// metric, in its order: the value itself, or a summary's `avg_`,
+    /// `min_`, `max_`, `cnt_`, `sum_` and (advanced) `p50_` .. `p999_`.
+    pub fn dump(&self) -> Vec<(String, Number)> {
+        match &self.kind {
+            Kind::Gauge(v) => vec![(self.mntr_key(None), *v)],
+            Kind::Counter(v) => vec![(self.mntr_key(None), Number::from(*v))],
+            Kind::Summary { detail, histogram } => {
+                let v = self.summary_values();
+                let mut out = vec![
+                    (self.mntr_key(Some("avg")), Number::Float(v.avg())),
+                    (self.mntr_key(Some("min")), Number::from(v.min)),
+                    (self.mntr_key(Some("max")), Number::from(v.max)),
+                    (self.mntr_key(Some("cnt")), Number::from(v.count)),
+                    (self.mntr_key(Some("sum")), Number::from(v.total)),
+                ];
+                if *detail == Detail::Advanced {
+                    for (label, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)]
+                    {
+                        let p = histogram.as_ref().and_then(|h| h.quantile(q)).unwrap_or(0);
+                        out.push((self.mntr_key(Some(label)), Number::from(p)));
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Everything `mntr` reports: ZooKeeper's monitor values (`version`,
+/// `server_state`, `peer_state`), then its metrics.
+pub struct Report {
+    pub monitor: Vec<(&'static str, String)>,
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Default)]
+struct Metrics(Vec<Metric>);
+
+impl Metrics {
+    fn gauge(&mut self, name: &str, value: impl Into<Number>) {
+        self.push(name, None, Kind::Gauge(value.into()));
+    }
+
+    fn counter(&mut self, name: &str, value: u64) {
+        self.push(name, None, Kind::Counter(value));
+    }
+
+    fn summary(&mut self, name: &str, detail: Detail, p: Option<&PercentileSummary>) {
+        self.keyed_summary(name, None, detail, p);
+    }
+
+    fn keyed_summary(
+        &mut self,
+        name: &str,
+        key: Option<String>,
+        detail: Detail,
+        p: Option<&PercentileSummary>,
+    ) {
+        let histogram = p.map(PercentileSummary::snapshot);
+        self.push(name, key, Kind::Summary { detail, histogram });
+    }
+
+    fn push(&mut self, name: &str, key: Option<String>, kind: Kind) {
+        self.0.push(Metric {
+            name: name.to_string(),
+            key,
+            kind,
+        });
     }
 }
 
 /// The answer to `mntr` of a serving member in `mode` (ZooKeeper's
 /// `server_state`).
 pub fn answer(shared: &Shared, mode: &str) -> String {
-    let stats = &shared.stats;
-    let mut out = Lines::default();
-    let in_quorum = matches!(mode, "leader" | "follower" | "observer");
-
-    out.put("version", crate::VERSION_STRING);
-    out.put("server_state", mode);
-    if in_quorum {
-        out.put("peer_state", format!("{} - broadcast", peer_state(mode)));
+    let report = report(shared, mode);
+    let mut out = String::new();
+    for (key, value) in &report.monitor {
+        let _ = writeln!(out, "zk_{key}\t{value}");
     }
+    for m in &report.metrics {
+        for (key, value) in m.dump() {
+            let _ = writeln!(out, "zk_{key}\t{value}");
+        }
+    }
+    out
+}
+
+/// ZooKeeper's monitor values and metrics of a serving member in `mode`:
+/// one source for `mntr`, the AdminServer's `monitor` and `/metrics`.
+pub fn report(shared: &Shared, mode: &str) -> Report {
+    let stats = &shared.stats;
+    let mut monitor = vec![
+        ("version", crate::VERSION_STRING.to_string()),
+        ("server_state", mode.to_string()),
+    ];
+    let in_quorum = matches!(mode, "leader" | "follower" | "observer");
+    if in_quorum {
+        monitor.push(("peer_state", format!("{} - broadcast", peer_state(mode))));
+    }
+    let mut out = Metrics::default();
 
     let latency = stats.request_latency();
-    out.put("avg_latency", java_double(latency.avg()));
-    out.put("max_latency", latency.max);
-    out.put("min_latency", latency.min);
-    out.put("packets_received", stats.packets_received());
-    out.put("packets_sent", stats.packets_sent());
-    out.put("num_alive_connections", shared.connection_count());
-    out.put("outstanding_requests", stats.outstanding());
-    out.put("uptime", stats.uptime_ms());
+    out.gauge("avg_latency", Number::Float(latency.avg()));
+    out.gauge("max_latency", latency.max);
+    out.gauge("min_latency", latency.min);
+    out.gauge("packets_received", stats.packets_received());
+    out.gauge("packets_sent", stats.packets_sent());
+    out.gauge("num_alive_connections", shared.connection_count());
+    out.gauge("outstanding_requests", stats.outstanding());
+    out.gauge("uptime", stats.uptime_ms());
     let quotas = {
         let tree = shared.tree.read();
-        out.put("znode_count", tree.node_count());
-        out.put("watch_count", shared.watches.lock().watch_count());
-        out.put("ephemerals_count", tree.ephemerals_count());
-        out.put("approximate_data_size", tree.approximate_data_size());
+        out.gauge("znode_count", tree.node_count());
+        out.gauge("watch_count", shared.watches.lock().watch_count());
+        out.gauge("ephemerals_count", tree.ephemerals_count());
+        out.gauge("approximate_data_size", tree.approximate_data_size());
         quota_gauges(&tree)
     };
-    out.put("global_sessions", shared.sessions.lock().len());
+    out.gauge("global_sessions", shared.sessions.lock().len());
     // Ensemble has no local sessions (localSessionsEnabled).
-    out.put("local_sessions", 0);
+    out.gauge("local_sessions", 0u64);
     let (open_fds, max_fds) = file_descriptors();
-    out.put("open_file_descriptor_count", open_fds);
-    out.put("max_file_descriptor_count", max_fds);
-    out.put("connection_drop_probability", java_double(0.0));
+    out.gauge("open_file_descriptor_count", open_fds);
+    out.gauge("max_file_descriptor_count", max_fds);
+    out.gauge("connection_drop_probability", Number::Float(0.0));
     let (last, min, max) = stats.client_response_size.values();
-    out.put("last_client_response_size", last);
-    out.put("max_client_response_size", max);
-    out.put("min_client_response_size", min);
-    out.put("outstanding_tls_handshake", 0);
-    out.put("auth_failed_count", stats.auth_failed.load(Relaxed));
-    out.put("non_mtls_remote_conn_count", 0);
-    out.put("non_mtls_local_conn_count", 0);
+    out.gauge("last_client_response_size", last);
+    out.gauge("max_client_response_size", max);
+    out.gauge("min_client_response_size", min);
+    out.gauge("outstanding_tls_handshake", 0u64);
+    out.gauge("auth_failed_count", stats.auth_failed.load(Relaxed));
+    out.gauge("non_mtls_remote_conn_count", 0u64);
+    out.gauge("non_mtls_local_conn_count", 0u64);
     if in_quorum {
         let voters = shared
             .membership
@@ -205,78 +374,93 @@ pub fn answer(shared: &Shared, mode: &str) -> String {
             .values()
             .filter(|s| !s.observer)
             .count();
-        out.put("quorum_size", voters);
+        out.gauge("quorum_size", voters);
     }
     let mut learner_ids = Vec::new();
     match mode {
         "leader" => learner_ids = leader_gauges(shared, &mut out),
         "observer" => {
             if let Some(id) = shared.consensus().leader_id() {
-                out.put("observer_master_id", id);
+                out.gauge("observer_master_id", id);
             }
         }
         _ => {}
     }
     for (name, values) in quotas {
         for (namespace, v) in values {
-            out.put(&format!("{namespace}_{name}"), v);
+            out.push(name, Some(namespace), Kind::Gauge(Number::Int(v)));
         }
     }
 
-    out.put("bytes_received_count", stats.bytes_received());
-    out.put(
+    out.counter("bytes_received_count", stats.bytes_received());
+    out.counter(
         "connection_rejected",
         stats.connection_rejected.load(Relaxed),
     );
-    out.put(
+    out.counter(
         "connection_request_count",
         stats.connection_requests.load(Relaxed),
     );
-    out.put("looking_count", stats.looking_count.load(Relaxed));
-    out.put("response_bytes", stats.response_bytes());
-    out.put(
+    out.counter("looking_count", stats.looking_count.load(Relaxed));
+    out.counter("response_bytes", stats.response_bytes());
+    out.counter(
         "stale_sessions_expired",
         stats.sessions_expired.load(Relaxed),
     );
-    out.put("watch_bytes", stats.watch_bytes());
+    out.counter("watch_bytes", stats.watch_bytes());
     for name in ZERO_COUNTERS {
-        out.put(name, 0);
+        out.counter(name, 0);
     }
 
-    out.summary("dbinittime", stats.db_init_time.values());
-    out.summary("election_time", stats.election_time.values());
+    let basic = Detail::Basic;
+    out.summary("dbinittime", basic, Some(&stats.db_init_time));
+    out.summary("election_time", basic, Some(&stats.election_time));
     out.summary(
         "leader_unavailable_time",
-        stats.leader_unavailable_time.values(),
+        basic,
+        Some(&stats.leader_unavailable_time),
     );
     {
         let watches = shared.watches.lock();
         let fired = &watches.fired;
-        out.summary("node_changed_watch_count", fired.changed.values());
-        out.summary("node_children_watch_count", fired.children.values());
-        out.summary("node_created_watch_count", fired.created.values());
-        out.summary("node_deleted_watch_count", fired.deleted.values());
+        out.summary("node_changed_watch_count", basic, Some(&fired.changed));
+        out.summary("node_children_watch_count", basic, Some(&fired.children));
+        out.summary("node_created_watch_count", basic, Some(&fired.created));
+        out.summary("node_deleted_watch_count", basic, Some(&fired.deleted));
     }
-    out.summary("snapshottime", stats.snapshot_time.values());
-    out.summary("startup_txns_loaded", stats.startup_txns_loaded.values());
-    out.summary("unavailable_time", stats.unavailable_time.values());
+    out.summary("snapshottime", basic, Some(&stats.snapshot_time));
+    out.summary(
+        "startup_txns_loaded",
+        basic,
+        Some(&stats.startup_txns_loaded),
+    );
+    out.summary("unavailable_time", basic, Some(&stats.unavailable_time));
     for name in ZERO_SUMMARIES {
-        out.summary(name, EMPTY);
+        out.summary(name, basic, None);
     }
     for id in &learner_ids {
         // Ensemble's replication has no per-learner packet queue.
-        out.summary(&format!("{id}_learner_handler_qp_size"), EMPTY);
+        out.keyed_summary("learner_handler_qp_size", Some(id.to_string()), basic, None);
     }
 
-    out.percentiles("readlatency", Some(&stats.read_latency));
-    out.percentiles("updatelatency", Some(&stats.update_latency));
+    let advanced = Detail::Advanced;
+    out.summary("readlatency", advanced, Some(&stats.read_latency));
+    out.summary("updatelatency", advanced, Some(&stats.update_latency));
     for name in ZERO_PERCENTILE_SUMMARIES {
-        out.percentiles(name, None);
+        out.summary(name, advanced, None);
     }
     for id in &learner_ids {
-        out.percentiles(&format!("{id}_learner_handler_qp_time_ms"), None);
+        out.keyed_summary(
+            "learner_handler_qp_time_ms",
+            Some(id.to_string()),
+            advanced,
+            None,
+        );
     }
-    out.0
+    Report {
+        monitor,
+        metrics: out.0,
+    }
 }
 
 fn peer_state(mode: &str) -> &'static str {
@@ -291,7 +475,7 @@ fn peer_state(mode: &str) -> &'static str {
 /// counts as a learner while it acknowledges the leader within a quorum
 /// timeout, and as synced once it also holds the leader's log of this term.
 /// Returns the ids of the learners.
-fn leader_gauges(shared: &Shared, out: &mut Lines) -> Vec<u64> {
+fn leader_gauges(shared: &Shared, out: &mut Metrics) -> Vec<u64> {
     let consensus = shared.consensus();
     let timeout = shared.quorum_timeout.as_millis() as u64;
     let learners: Vec<_> = if consensus.role() == Role::Leader {
@@ -310,22 +494,22 @@ fn leader_gauges(shared: &Shared, out: &mut Lines) -> Vec<u64> {
             .filter(|l| l.voter == voter && l.in_term)
             .count()
     };
-    out.put("learners", learners.len());
-    out.put("synced_followers", synced(true));
-    out.put("synced_non_voting_followers", 0);
-    out.put("synced_observers", synced(false));
-    out.put(
+    out.gauge("learners", learners.len());
+    out.gauge("synced_followers", synced(true));
+    out.gauge("synced_non_voting_followers", 0u64);
+    out.gauge("synced_observers", synced(false));
+    out.gauge(
         "pending_syncs",
         shared.stats.pending_syncs.load(Relaxed).max(0),
     );
-    out.put(
+    out.gauge(
         "leader_uptime",
         shared.stats.leader_uptime_ms().unwrap_or(0),
     );
     let (last, min, max) = shared.stats.proposal_sizes.values();
-    out.put("last_proposal_size", last);
-    out.put("max_proposal_size", max);
-    out.put("min_proposal_size", min);
+    out.gauge("last_proposal_size", last);
+    out.gauge("max_proposal_size", max);
+    out.gauge("min_proposal_size", min);
     learners.iter().map(|l| l.id).collect()
 }
 
@@ -389,7 +573,7 @@ fn quota_gauges(tree: &DataTree) -> BTreeMap<&'static str, BTreeMap<String, i64>
 
 /// Open file descriptors and the soft limit on them, as the JVM reports
 /// them (0 where /proc does not tell).
-fn file_descriptors() -> (u64, u64) {
+pub(crate) fn file_descriptors() -> (u64, u64) {
     // The directory being read holds a descriptor of its own.
     let open = std::fs::read_dir("/proc/self/fd")
         .map(|d| (d.count() as u64).saturating_sub(1))

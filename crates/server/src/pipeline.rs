@@ -444,6 +444,7 @@ impl ensemble_consensus::Applier for TreeApplier {
 
         let mut tree = shared.tree.write();
         let outcome = tree.apply(&hdr, &body);
+        shared.stats.digests.record(zxid, tree.digest());
 
         // Session bookkeeping happens with the tree, so a read never sees a
         // session's ephemerals without the session.

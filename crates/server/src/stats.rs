@@ -11,7 +11,7 @@
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -169,21 +169,74 @@ impl PercentileSummary {
 
     /// The value at quantile `q` (0..=1), 0 while empty.
     pub fn percentile(&self, q: f64) -> u64 {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
-        let n: u64 = counts.iter().sum();
+        self.snapshot().quantile(q).unwrap_or(0)
+    }
+
+    /// The counts and the histogram at one moment.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            values: self.summary.values(),
+            buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+        }
+    }
+
+    /// Back to empty (`srst`).
+    pub fn reset(&self) {
+        self.summary.reset();
+        for b in self.buckets.iter() {
+            b.store(0, Relaxed);
+        }
+    }
+}
+
+/// A [`PercentileSummary`] read at one moment; two of them give the
+/// quantiles of the values added in between (Prometheus' sliding window).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    pub values: SummaryValues,
+    buckets: Vec<u64>,
+}
+
+impl HistogramSnapshot {
+    /// The value at quantile `q` (0..=1), None while empty: the smallest
+    /// value of the bucket holding that rank, kept within min and max.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let n: u64 = self.buckets.iter().sum();
         if n == 0 {
-            return 0;
+            return None;
         }
         let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+        let (min, max) = (self.values.min, self.values.max.max(self.values.min));
         let mut seen = 0;
-        let s = self.summary.values();
-        for (b, c) in counts.iter().enumerate() {
+        for (b, c) in self.buckets.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return bucket_floor(b).clamp(s.min, s.max.max(s.min));
+                return Some(bucket_floor(b).clamp(min, max));
             }
         }
-        s.max
+        Some(max)
+    }
+
+    /// The values added since `earlier` (a snapshot of the same summary);
+    /// min and max stay those of the whole run. A reset in between gives
+    /// this snapshot unchanged.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        if earlier.values.count > self.values.count || earlier.buckets.len() != self.buckets.len() {
+            return self.clone();
+        }
+        HistogramSnapshot {
+            values: SummaryValues {
+                count: self.values.count - earlier.values.count,
+                total: self.values.total.saturating_sub(earlier.values.total),
+                ..self.values
+            },
+            buckets: self
+                .buckets
+                .iter()
+                .zip(&earlier.buckets)
+                .map(|(now, then)| now.saturating_sub(*then))
+                .collect(),
+        }
     }
 }
 
@@ -240,19 +293,76 @@ impl BufferStats {
     }
 }
 
-/// Counters of one client connection, as `stat` shows them.
+/// `lop` before a connection's first answered request, and after `crst`.
+const NO_OP: i32 = i32::MIN;
+/// `lop` of a connect request (ZooKeeper's `SESS`).
+const CONNECT_OP: i32 = i32::MIN + 1;
+
+/// Counters of one client connection, as `stat` and `cons` show them
+/// (ZooKeeper's `ServerCnxn` statistics).
 #[derive(Debug)]
 pub struct ConnStats {
     pub peer: SocketAddr,
+    /// When the connection was accepted: wall-clock ms (`est`) and instant.
+    pub established_ms: i64,
+    pub opened: Instant,
     received: AtomicU64,
     sent: AtomicU64,
     queued: AtomicI64,
     /// A connection that sent a four-letter word: ZooKeeper stops reading
     /// from it (interest set 0).
     four_letter: AtomicBool,
+    /// The opcode of the last request (`lop`).
+    last_op: AtomicI32,
+    /// The xid (`lcxid`, -1 before any) and zxid (`lzxid`) of the last reply.
+    last_cxid: AtomicI64,
+    last_zxid: AtomicI64,
+    /// When the last answer went out, in ms of the server's clock (`lresp`),
+    /// and how long it took (`llat`).
+    last_response: AtomicU64,
+    last_latency: AtomicU64,
+    latency: Summary,
+}
+
+/// What `cons` and the AdminServer's `connections` show of one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub interest_ops: u32,
+    pub queued: i64,
+    pub received: u64,
+    pub sent: u64,
+    pub established_ms: i64,
+    pub last_op: &'static str,
+    pub last_cxid: i64,
+    pub last_zxid: i64,
+    pub last_response: u64,
+    pub last_latency: u64,
+    pub min_latency: u64,
+    /// Whole milliseconds, as ZooKeeper's integer division.
+    pub avg_latency: u64,
+    pub max_latency: u64,
 }
 
 impl ConnStats {
+    fn new(peer: SocketAddr) -> ConnStats {
+        ConnStats {
+            peer,
+            established_ms: wall_clock_ms(),
+            opened: Instant::now(),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            queued: AtomicI64::new(0),
+            four_letter: AtomicBool::new(false),
+            last_op: AtomicI32::new(NO_OP),
+            last_cxid: AtomicI64::new(-1),
+            last_zxid: AtomicI64::new(-1),
+            last_response: AtomicU64::new(0),
+            last_latency: AtomicU64::new(0),
+            latency: Summary::new(),
+        }
+    }
+
     /// (queued, received, sent).
     pub fn values(&self) -> (i64, u64, u64) {
         (
@@ -262,16 +372,137 @@ impl ConnStats {
         )
     }
 
+    fn interest_ops(&self) -> u32 {
+        if self.four_letter.load(Relaxed) {
+            0
+        } else {
+            1
+        }
+    }
+
     /// ZooKeeper's `dumpConnectionInfo(brief)`:
     /// ` /127.0.0.1:53154[1](queued=0,recved=3,sent=3)`.
     pub fn brief(&self) -> String {
         let (queued, recved, sent) = self.values();
-        let interest = if self.four_letter.load(Relaxed) { 0 } else { 1 };
         format!(
-            " {}[{interest}](queued={queued},recved={recved},sent={sent})",
-            java_socket_addr(&self.peer)
+            " {}[{}](queued={queued},recved={recved},sent={sent})",
+            java_socket_addr(&self.peer),
+            self.interest_ops()
         )
     }
+
+    pub fn info(&self) -> ConnInfo {
+        let (queued, received, sent) = self.values();
+        let latency = self.latency.values();
+        ConnInfo {
+            peer: self.peer,
+            interest_ops: self.interest_ops(),
+            queued,
+            received,
+            sent,
+            established_ms: self.established_ms,
+            last_op: op_name(self.last_op.load(Relaxed)),
+            last_cxid: self.last_cxid.load(Relaxed),
+            last_zxid: self.last_zxid.load(Relaxed),
+            last_response: self.last_response.load(Relaxed),
+            last_latency: self.last_latency.load(Relaxed),
+            min_latency: latency.min,
+            avg_latency: latency.total.checked_div(latency.count).unwrap_or(0),
+            max_latency: latency.max,
+        }
+    }
+
+    /// ZooKeeper's `resetStats` (`crst`).
+    pub fn reset(&self) {
+        self.received.store(0, Relaxed);
+        self.sent.store(0, Relaxed);
+        self.last_op.store(NO_OP, Relaxed);
+        self.last_cxid.store(-1, Relaxed);
+        self.last_zxid.store(-1, Relaxed);
+        self.last_response.store(0, Relaxed);
+        self.last_latency.store(0, Relaxed);
+        self.latency.reset();
+    }
+}
+
+impl ConnInfo {
+    /// ZooKeeper's `dumpConnectionInfo(false)` (`cons`): the brief form plus,
+    /// for a connection with a session, its id, timeout and last request.
+    pub fn full(&self, session: Option<(i64, i32)>) -> String {
+        let mut out = format!(
+            " {}[{}](queued={},recved={},sent={}",
+            java_socket_addr(&self.peer),
+            self.interest_ops,
+            self.queued,
+            self.received,
+            self.sent
+        );
+        if let Some((sid, timeout)) = session.filter(|(sid, _)| *sid != 0) {
+            use std::fmt::Write;
+            let _ = write!(
+                out,
+                ",sid=0x{sid:x},lop={},est={},to={timeout}",
+                self.last_op, self.established_ms
+            );
+            if self.last_cxid >= 0 {
+                let _ = write!(out, ",lcxid=0x{:x}", self.last_cxid);
+            }
+            let _ = write!(
+                out,
+                ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+                self.last_zxid,
+                self.last_response,
+                self.last_latency,
+                self.min_latency,
+                self.avg_latency,
+                self.max_latency
+            );
+        }
+        out.push(')');
+        out
+    }
+}
+
+/// ZooKeeper's name of a request in `lop` (`FinalRequestProcessor`).
+fn op_name(op: i32) -> &'static str {
+    use ensemble_proto::op;
+    match op {
+        NO_OP => "NA",
+        CONNECT_OP => "SESS",
+        op::PING => "PING",
+        op::CREATE_SESSION => "SESS",
+        op::MULTI => "MULT",
+        op::MULTI_READ => "MLTR",
+        op::CREATE | op::CREATE2 | op::CREATE_TTL | op::CREATE_CONTAINER => "CREA",
+        op::DELETE | op::DELETE_CONTAINER => "DELE",
+        op::SET_DATA => "SETD",
+        op::RECONFIG => "RECO",
+        op::SET_ACL => "SETA",
+        op::CLOSE_SESSION => "CLOS",
+        op::SYNC => "SYNC",
+        op::CHECK => "CHEC",
+        op::EXISTS => "EXIS",
+        op::GET_DATA => "GETD",
+        op::SET_WATCHES => "SETW",
+        op::SET_WATCHES2 => "STW2",
+        op::ADD_WATCH => "ADDW",
+        op::GET_ACL => "GETA",
+        op::GET_CHILDREN | op::GET_CHILDREN2 => "GETC",
+        op::GET_ALL_CHILDREN_NUMBER => "GETACN",
+        op::CHECK_WATCHES => "CHKW",
+        op::REMOVE_WATCHES => "REMW",
+        op::WHO_AM_I => "HOMI",
+        op::GET_EPHEMERALS => "GETE",
+        _ => "NA",
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// How Java prints an `InetSocketAddress` without a host name:
@@ -351,15 +582,52 @@ pub struct ServerStats {
     pub looking_count: AtomicU64,
     /// `sync`s waiting for the leader's read index on the leader.
     pub pending_syncs: AtomicI64,
-    pub snapshot_time: Summary,
-    pub db_init_time: Summary,
-    pub startup_txns_loaded: Summary,
-    pub election_time: Summary,
-    pub unavailable_time: Summary,
-    pub leader_unavailable_time: Summary,
+    pub snapshot_time: PercentileSummary,
+    pub db_init_time: PercentileSummary,
+    pub startup_txns_loaded: PercentileSummary,
+    pub election_time: PercentileSummary,
+    pub unavailable_time: PercentileSummary,
+    pub leader_unavailable_time: PercentileSummary,
     /// When this member last started leading (None when it does not lead).
     leader_since: Mutex<Option<Instant>>,
     conns: Mutex<BTreeMap<u64, Arc<ConnStats>>>,
+    /// ZooKeeper's text trace mask (`gtmk`, `stmk`): kept and reported,
+    /// Ensemble's logging does not read it.
+    pub trace_mask: AtomicI64,
+    /// Tree digests of recent zxids (`hash`).
+    pub digests: DigestLog,
+}
+
+/// ZooKeeper's default trace mask (`ZooTrace.textTraceMask`).
+pub const DEFAULT_TRACE_MASK: i64 = 306;
+
+/// ZooKeeper's digest history (`DataTree.digestLog`): the tree digest after
+/// each txn whose zxid is a multiple of 128, the latest 1024 of them.
+#[derive(Default)]
+pub struct DigestLog {
+    entries: Mutex<std::collections::VecDeque<(i64, i64)>>,
+}
+
+impl DigestLog {
+    const INTERVAL: i64 = 128;
+    const LIMIT: usize = 1024;
+
+    /// Called for every applied txn; keeps one in 128.
+    pub fn record(&self, zxid: i64, digest: i64) {
+        if zxid % Self::INTERVAL != 0 {
+            return;
+        }
+        let mut entries = self.entries.lock();
+        entries.push_back((zxid, digest));
+        if entries.len() > Self::LIMIT {
+            entries.pop_front();
+        }
+    }
+
+    /// (zxid, digest), oldest first.
+    pub fn list(&self) -> Vec<(i64, i64)> {
+        self.entries.lock().iter().copied().collect()
+    }
 }
 
 impl Default for ServerStats {
@@ -388,15 +656,54 @@ impl ServerStats {
             sessions_expired: AtomicU64::new(0),
             looking_count: AtomicU64::new(0),
             pending_syncs: AtomicI64::new(0),
-            snapshot_time: Summary::new(),
-            db_init_time: Summary::new(),
-            startup_txns_loaded: Summary::new(),
-            election_time: Summary::new(),
-            unavailable_time: Summary::new(),
-            leader_unavailable_time: Summary::new(),
+            snapshot_time: PercentileSummary::new(),
+            db_init_time: PercentileSummary::new(),
+            startup_txns_loaded: PercentileSummary::new(),
+            election_time: PercentileSummary::new(),
+            unavailable_time: PercentileSummary::new(),
+            leader_unavailable_time: PercentileSummary::new(),
             leader_since: Mutex::new(None),
             conns: Mutex::new(BTreeMap::new()),
+            trace_mask: AtomicI64::new(DEFAULT_TRACE_MASK),
+            digests: DigestLog::default(),
         }
+    }
+
+    /// ZooKeeper's `ServerStats.reset` (`srst`, the AdminServer's
+    /// `stat_reset`): latencies, packet counts, response sizes, and every
+    /// counter and summary of the metrics (`ServerMetrics.resetAll`).
+    pub fn reset(&self) {
+        for counter in [
+            &self.packets_received,
+            &self.packets_sent,
+            &self.bytes_received,
+            &self.response_bytes,
+            &self.watch_bytes,
+            &self.connection_rejected,
+            &self.connection_requests,
+            &self.sessions_expired,
+            &self.looking_count,
+        ] {
+            counter.store(0, Relaxed);
+        }
+        for summary in [
+            &self.read_latency,
+            &self.update_latency,
+            &self.snapshot_time,
+            &self.db_init_time,
+            &self.startup_txns_loaded,
+            &self.election_time,
+            &self.unavailable_time,
+            &self.leader_unavailable_time,
+        ] {
+            summary.reset();
+        }
+        self.client_response_size.reset();
+    }
+
+    /// Milliseconds of the server's clock (since it started) at `t`.
+    pub fn clock_ms(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.started).as_millis() as u64
     }
 
     /// Milliseconds since the server started.
@@ -438,13 +745,7 @@ impl ServerStats {
     /// Registers a new connection; it is listed until the returned guard is
     /// dropped.
     pub fn open_conn(self: &Arc<Self>, id: u64, peer: SocketAddr) -> ConnGuard {
-        let conn = Arc::new(ConnStats {
-            peer,
-            received: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            queued: AtomicI64::new(0),
-            four_letter: AtomicBool::new(false),
-        });
+        let conn = Arc::new(ConnStats::new(peer));
         self.conns.lock().insert(id, conn.clone());
         ConnGuard {
             stats: self.clone(),
@@ -458,6 +759,15 @@ impl ServerStats {
         self.conns.lock().values().cloned().collect()
     }
 
+    /// The connections open now with their ids, oldest first.
+    pub fn connections_by_id(&self) -> Vec<(u64, Arc<ConnStats>)> {
+        self.conns
+            .lock()
+            .iter()
+            .map(|(id, c)| (*id, c.clone()))
+            .collect()
+    }
+
     /// A batch of frames is written to a connection.
     pub fn sent(&self, conn: &ConnStats, batch: &SentBatch) {
         if batch.packets == 0 {
@@ -465,6 +775,12 @@ impl ServerStats {
         }
         conn.sent.fetch_add(batch.packets, Relaxed);
         self.packets_sent.fetch_add(batch.packets, Relaxed);
+        if let Some((cxid, zxid)) = batch.last_reply {
+            if cxid >= 0 {
+                conn.last_cxid.store(i64::from(cxid), Relaxed);
+            }
+            conn.last_zxid.store(zxid, Relaxed);
+        }
         if batch.response_bytes > 0 {
             self.response_bytes.fetch_add(batch.response_bytes, Relaxed);
         }
@@ -515,6 +831,8 @@ pub struct SentBatch {
     last_response: Option<i64>,
     min_response: i64,
     max_response: i64,
+    /// The xid and zxid of the batch's last reply (`lcxid`, `lzxid`).
+    last_reply: Option<(i32, i64)>,
 }
 
 impl SentBatch {
@@ -548,6 +866,11 @@ impl SentBatch {
             self.watch_bytes += size as u64;
             return;
         }
+        if let Some(zxid) = frame.get(8..16) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(zxid);
+            self.last_reply = Some((xid, i64::from_be_bytes(b)));
+        }
         self.response_bytes += size as u64;
         if self.last_response.is_none() {
             self.min_response = size;
@@ -569,9 +892,27 @@ pub struct ConnGuard {
 }
 
 impl ConnGuard {
-    /// A packet came in: a request frame of `bytes` bytes (length prefix
+    /// A request frame came in (its body after the length prefix: xid,
+    /// opcode, record), waiting for its answer from now on.
+    pub fn request_frame_received(&self, body: &[u8]) -> Instant {
+        if let Some(op) = body.get(4..8) {
+            let op = i32::from_be_bytes([op[0], op[1], op[2], op[3]]);
+            // As ZooKeeper, auth packets leave the last operation alone.
+            if op != ensemble_proto::op::AUTH && op != ensemble_proto::op::SASL {
+                self.conn.last_op.store(op, Relaxed);
+            }
+        }
+        self.waiting(4 + body.len() as u64)
+    }
+
+    /// The connect request came in: a frame of `bytes` bytes (length prefix
     /// included), waiting for its answer from now on.
     pub fn request_received(&self, bytes: u64) -> Instant {
+        self.conn.last_op.store(CONNECT_OP, Relaxed);
+        self.waiting(bytes)
+    }
+
+    fn waiting(&self, bytes: u64) -> Instant {
         self.packet_received(bytes);
         self.conn.queued.fetch_add(1, Relaxed);
         self.stats.outstanding.fetch_add(1, Relaxed);
@@ -597,12 +938,18 @@ impl ConnGuard {
         self.conn.queued.fetch_sub(1, Relaxed);
         self.stats.outstanding.fetch_sub(1, Relaxed);
         if timed {
-            let ms = received.elapsed().as_millis() as u64;
+            let now = Instant::now();
+            let ms = now.saturating_duration_since(received).as_millis() as u64;
             if txn {
                 self.stats.update_latency.add(ms);
             } else {
                 self.stats.read_latency.add(ms);
             }
+            self.conn.latency.add(ms);
+            self.conn.last_latency.store(ms, Relaxed);
+            self.conn
+                .last_response
+                .store(self.stats.clock_ms(now), Relaxed);
         }
     }
 }
@@ -747,5 +1094,105 @@ mod tests {
         drop(guard);
         assert_eq!(stats.outstanding(), 0);
         assert!(stats.connections().is_empty());
+    }
+
+    #[test]
+    fn cons_shows_the_last_request_and_the_latencies_of_a_connection_with_a_session() {
+        let stats = Arc::new(ServerStats::new());
+        let guard = stats.open_conn(1, "127.0.0.1:40000".parse().unwrap());
+        let t = guard.request_received(48);
+        guard.request_answered(t, true, true);
+        // getData, xid 5: then its reply with zxid 0x2a.
+        let t = guard.request_frame_received(&[0, 0, 0, 5, 0, 0, 0, 4, 1, 2]);
+        guard.request_answered(t, false, true);
+        let mut batch = SentBatch::after_handshake(true);
+        batch.frame(&[
+            0, 0, 0, 16, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x2a, 0, 0, 0, 0,
+        ]);
+        stats.sent(&guard.conn, &batch);
+        let info = guard.conn.info();
+        assert_eq!(
+            (info.last_op, info.last_cxid, info.last_zxid),
+            ("GETD", 5, 0x2a)
+        );
+        assert_eq!((info.received, info.sent), (2, 1));
+        let line = info.full(Some((0x1000, 30000)));
+        assert!(
+            line.starts_with(
+                " /127.0.0.1:40000[1](queued=0,recved=2,sent=1,sid=0x1000,lop=GETD,est="
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains(",to=30000,lcxid=0x5,lzxid=0x2a,lresp="),
+            "{line}"
+        );
+        assert!(line.ends_with(",minlat=0,avglat=0,maxlat=0)"), "{line}");
+        assert_eq!(
+            info.full(None),
+            " /127.0.0.1:40000[1](queued=0,recved=2,sent=1)"
+        );
+        guard.conn.reset();
+        let info = guard.conn.info();
+        assert_eq!(
+            (info.last_op, info.last_cxid, info.last_zxid),
+            ("NA", -1, -1)
+        );
+        assert_eq!((info.received, info.sent), (0, 0));
+    }
+
+    #[test]
+    fn auth_packets_leave_the_last_operation_alone() {
+        let stats = Arc::new(ServerStats::new());
+        let guard = stats.open_conn(1, "127.0.0.1:1".parse().unwrap());
+        guard.request_frame_received(&[0, 0, 0, 1, 0, 0, 0, 3]);
+        guard.request_frame_received(&[0xff, 0xff, 0xff, 0xfc, 0, 0, 0, 100]);
+        assert_eq!(guard.conn.info().last_op, "EXIS");
+    }
+
+    #[test]
+    fn a_server_stats_reset_clears_counters_and_summaries() {
+        let stats = Arc::new(ServerStats::new());
+        let guard = stats.open_conn(1, "127.0.0.1:1".parse().unwrap());
+        let t = guard.request_received(10);
+        guard.request_answered(t, false, true);
+        stats.snapshot_time.add(40);
+        stats.reset();
+        assert_eq!(stats.packets_received(), 0);
+        assert_eq!(stats.bytes_received(), 0);
+        assert_eq!(stats.read_latency.values().count, 0);
+        assert_eq!(stats.snapshot_time.percentile(0.5), 0);
+        assert_eq!(stats.client_response_size.values(), (-1, -1, -1));
+    }
+
+    #[test]
+    fn the_digest_log_keeps_every_128th_zxid_up_to_1024() {
+        let log = DigestLog::default();
+        for zxid in 1..=(129 * 128) {
+            log.record(zxid, zxid * 2);
+        }
+        let list = log.list();
+        assert_eq!(list.len(), 129);
+        assert_eq!(list[0], (128, 256));
+        for zxid in 0..2000 {
+            log.record((0x1_0000_0000 + zxid) * 128, 1);
+        }
+        assert_eq!(log.list().len(), 1024);
+    }
+
+    #[test]
+    fn a_histogram_since_an_earlier_copy_holds_the_values_added_in_between() {
+        let p = PercentileSummary::new();
+        p.add(100);
+        let earlier = p.snapshot();
+        p.add(2);
+        p.add(3);
+        let window = p.snapshot().since(&earlier);
+        assert_eq!(window.values.count, 2);
+        assert_eq!(window.values.total, 5);
+        assert_eq!(window.quantile(0.5), Some(2));
+        p.reset();
+        assert_eq!(p.snapshot().since(&earlier).values.count, 0);
+        assert_eq!(p.snapshot().quantile(0.5), None);
     }
 }

@@ -5,7 +5,7 @@
 //! a trigger drops the one-shot mode and keeps the persistent ones.
 
 use crate::conn::ConnHandle;
-use crate::stats::Summary;
+use crate::stats::PercentileSummary;
 use bytes::Bytes;
 use ensemble_proto::Jute;
 use ensemble_proto::{
@@ -190,13 +190,20 @@ pub struct WatchManager {
 /// watch, the number of connections it notified.
 #[derive(Default)]
 pub struct FiredStats {
-    pub created: Summary,
-    pub deleted: Summary,
-    pub changed: Summary,
-    pub children: Summary,
+    pub created: PercentileSummary,
+    pub deleted: PercentileSummary,
+    pub changed: PercentileSummary,
+    pub children: PercentileSummary,
 }
 
 impl FiredStats {
+    /// Back to empty (`srst`).
+    pub fn reset(&self) {
+        for s in [&self.created, &self.deleted, &self.changed, &self.children] {
+            s.reset();
+        }
+    }
+
     fn record(&self, event: i32, targets: &[ConnHandle]) {
         if targets.is_empty() {
             return;
@@ -313,5 +320,48 @@ impl WatchManager {
 
     pub fn watch_count(&self) -> usize {
         self.data.count() + self.child.count()
+    }
+
+    /// The data table by connection: each watching connection with its
+    /// paths, sorted (`wchc`; ZooKeeper lists its data watch table only).
+    pub fn data_watches_by_conn(&self) -> Vec<(u64, Vec<String>)> {
+        let mut out: Vec<(u64, Vec<String>)> = self
+            .data
+            .by_conn
+            .iter()
+            .map(|(id, paths)| {
+                let mut paths: Vec<String> = paths.iter().cloned().collect();
+                paths.sort_unstable();
+                (*id, paths)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The data table by path: each watched path with its connections,
+    /// sorted (`wchp`).
+    pub fn data_watches_by_path(&self) -> Vec<(String, Vec<u64>)> {
+        let mut out: Vec<(String, Vec<u64>)> = self
+            .data
+            .by_path
+            .iter()
+            .map(|(path, conns)| {
+                let mut ids: Vec<u64> = conns.keys().copied().collect();
+                ids.sort_unstable();
+                (path.clone(), ids)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// (connections, paths, watches) of the data table (`wchs`).
+    pub fn data_watch_summary(&self) -> (usize, usize, usize) {
+        (
+            self.data.by_conn.len(),
+            self.data.by_path.len(),
+            self.data.count(),
+        )
     }
 }
