@@ -152,8 +152,10 @@ const QUORUM_PEER_CONFIG: &[&str] = &[
 
 /// Whether ZooKeeper parses `key` itself rather than setting a system
 /// property from it.
+/// `server.N` lines are parsed there and, as ZooKeeper 3.8 shows them, also
+/// kept as `zookeeper.server.N` properties.
 pub(crate) fn parsed_by_quorum_peer_config(key: &str) -> bool {
     QUORUM_PEER_CONFIG.contains(&key)
         || key.starts_with("metricsProvider.")
-        || is_membership_key(key)
+        || (is_membership_key(key) && !key.starts_with("server."))
 }

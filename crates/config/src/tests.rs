@@ -1056,3 +1056,14 @@ fn error_display_without_key_or_line() {
     };
     assert_eq!(e.to_string(), "zoo.cfg: boom");
 }
+
+#[test]
+fn server_lines_are_also_zookeeper_system_properties() {
+    let c = with("server.1=127.0.0.1:2888:3888;127.0.0.1:2181");
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.server.1")
+            .map(String::as_str),
+        Some("127.0.0.1:2888:3888;127.0.0.1:2181")
+    );
+}

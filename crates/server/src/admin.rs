@@ -460,6 +460,24 @@ fn voting_view(shared: &Shared, _: &Args, out: &mut Object) {
     out.put("current_config", view);
 }
 
+/// ZooKeeper's `MultipleAddresses` as Jackson writes it (its getters), for
+/// the one address Ensemble uses per server.
+fn multiple_addresses(host: &str, port: u16) -> Json {
+    let addr = host_port(host, port);
+    Object::new()
+        .with("empty", false)
+        .with("all_addresses", vec![addr.clone()])
+        .with("all_reachable_addresses", vec![addr.clone()])
+        .with("one", addr.clone())
+        .with("reachable_address", addr.clone())
+        .with("wildcard_addresses", vec![format!("0.0.0.0:{port}")])
+        .with("all_ports", vec![port])
+        .with("all_host_strings", vec![host.to_string()])
+        .with("all_reachable_addresses_or_all", vec![addr.clone()])
+        .with("reachable_or_one", addr)
+        .into()
+}
+
 /// `zabstate`: where this member is in the protocol. Raft has no Zab
 /// phases: a member that serves is in `broadcast`, one that does not in
 /// `election`.
@@ -479,14 +497,12 @@ fn zabstate(shared: &Shared, _: &Args, out: &mut Object) {
     out.put(
         "quorum_address",
         spec.as_ref()
-            .map(|s| host_port(&s.host, s.peer_port))
-            .unwrap_or_default(),
+            .map_or(Json::Null, |s| multiple_addresses(&s.host, s.peer_port)),
     );
     out.put(
         "election_address",
         spec.as_ref()
-            .map(|s| host_port(&s.host, s.election_port))
-            .unwrap_or_default(),
+            .map_or(Json::Null, |s| multiple_addresses(&s.host, s.election_port)),
     );
     out.put("client_address", socket_addr(&client));
     out.put("voting", spec.as_ref().is_some_and(|s| !s.observer));
