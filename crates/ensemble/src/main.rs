@@ -1,5 +1,6 @@
 //! The `ensemble` binary: `ensemble server [--config zoo.cfg]` runs a server in
-//! the foreground. Other tools become subcommands of this one binary.
+//! the foreground, `ensemble cli` is ZooKeeper's shell. Other tools become
+//! subcommands of this one binary.
 
 mod logging;
 mod notify;
@@ -45,6 +46,14 @@ enum Command {
         /// $ENSEMBLE_LOG, else $RUST_LOG, else `info`).
         #[arg(long)]
         log_level: Option<String>,
+    },
+    /// ZooKeeper's shell, as zkCli.sh: `ensemble cli [-server host:port[,host:port]]
+    /// [-timeout ms] [-r] [cmd args...]`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        /// zkCli.sh's own single-dash options, then an optional command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Load generator: measure a ZooKeeper-protocol server (Ensemble or ZooKeeper).
     Bench(ensemble_bench::BenchArgs),
@@ -95,6 +104,8 @@ enum SnapshotAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
+        // The shell prints what zkCli.sh prints and no log lines.
+        Command::Cli { args } => return ensemble_cli::run(args),
         Command::Server {
             config,
             config_file,
@@ -114,7 +125,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match command {
-        Command::Server { .. } => unreachable!("handled above"),
+        Command::Server { .. } | Command::Cli { .. } => unreachable!("handled above"),
         Command::Log {
             action: LogAction::Dump { file, check },
         } => log_dump(&file, check),

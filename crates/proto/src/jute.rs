@@ -354,3 +354,23 @@ macro_rules! jute_record {
         }
     };
 }
+
+/// A string as jute's `ToStringOutputArchive` (the text form of records that
+/// `toString()` prints) writes it: a leading `'`, then the characters with
+/// `\0`, `\n`, `\r`, `,`, `}` and `%` percent-escaped.
+pub fn to_string_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\0' => out.push_str("%00"),
+            '\n' => out.push_str("%0A"),
+            '\r' => out.push_str("%0D"),
+            ',' => out.push_str("%2C"),
+            '}' => out.push_str("%7D"),
+            '%' => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+    out
+}

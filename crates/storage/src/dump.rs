@@ -14,6 +14,7 @@ use crate::error::{IoContext, StorageError};
 use crate::snapshot;
 use crate::txnlog::{adler32, decode_entry, LogFileCursor, Slot};
 use bytes::Bytes;
+use ensemble_proto::jute::to_string_escaped;
 use ensemble_proto::{op, Acl, StatPersisted};
 use ensemble_tree::TxnBody;
 use std::io::Write;
@@ -141,31 +142,13 @@ pub fn java_short_long_date(ms: i64) -> String {
     )
 }
 
-/// `ToStringOutputArchive.escapeString`.
-fn csv_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 1);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\0' => out.push_str("%00"),
-            '\n' => out.push_str("%0A"),
-            '\r' => out.push_str("%0D"),
-            ',' => out.push_str("%2C"),
-            '}' => out.push_str("%7D"),
-            '%' => out.push_str("%25"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `ACL.toString()`: `31,s{'world,'anyone}` and a newline.
 fn acl_to_string(a: &Acl) -> String {
     format!(
         "{},s{{{},{}}}\n",
         a.perms,
-        csv_string(&a.id.scheme),
-        csv_string(&a.id.id)
+        to_string_escaped(&a.id.scheme),
+        to_string_escaped(&a.id.id)
     )
 }
 
@@ -183,8 +166,8 @@ fn acl_vector(acl: &[Acl]) -> String {
             format!(
                 "s{{{},s{{{},{}}}}}",
                 a.perms,
-                csv_string(&a.id.scheme),
-                csv_string(&a.id.id)
+                to_string_escaped(&a.id.scheme),
+                to_string_escaped(&a.id.id)
             )
         })
         .collect();
@@ -244,13 +227,17 @@ pub fn format_txn(body: &TxnBody) -> String {
         // The remaining records print through jute's `toString()`.
         TxnBody::SetAcl(t) => format!(
             "{},{},{}\n",
-            csv_string(&t.path),
+            to_string_escaped(&t.path),
             acl_vector(&t.acl),
             t.version
         ),
         TxnBody::CreateSession(t) => format!("{}\n", t.time_out),
         TxnBody::CloseSession(t) => {
-            let paths: Vec<String> = t.paths2_delete.iter().map(|p| csv_string(p)).collect();
+            let paths: Vec<String> = t
+                .paths2_delete
+                .iter()
+                .map(|p| to_string_escaped(p))
+                .collect();
             format!("v{{{}}}\n", paths.join(","))
         }
         TxnBody::Error(t) => format!("{}\n", t.err),
