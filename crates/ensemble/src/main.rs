@@ -16,6 +16,32 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+unsafe extern "C" {
+    /// mimalloc's `mi_option_set`, linked in by the mimalloc crate.
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_arena_eager_commit` in the option enum of mimalloc 3
+/// (libmimalloc-sys 0.1.49, pinned through the mimalloc crate in Cargo.lock).
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+
+/// Commit arena memory as it is used rather than all at once: with the default
+/// (eager on Linux) an idle server held about 25 MB more resident memory for
+/// nothing, and every idle connection cost more. It must run before the first
+/// allocation, which Rust's runtime makes before `main`: it is a constructor,
+/// run after mimalloc's own (priority 101) and before the runtime's start.
+#[cfg(target_os = "linux")]
+extern "C" fn lazy_arena_commit() {
+    // SAFETY: a plain setter of a mimalloc option, called while the process
+    // has one thread; an option mimalloc does not know is ignored.
+    unsafe { mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LAZY_ARENA_COMMIT: extern "C" fn() = lazy_arena_commit;
+
 #[derive(Parser)]
 #[command(
     name = "ensemble",

@@ -115,7 +115,9 @@ async fn writer_task(
     stats: Arc<ServerStats>,
     conn: Arc<ConnStats>,
 ) {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    // Empty until there is something to send, and released when the queue
+    // is drained: an idle connection holds no buffer.
+    let mut buf = BytesMut::new();
     // The first frame answers the connect request (or is a four-letter
     // word's text): a packet, but no response ZooKeeper measures.
     let mut sent = SentBatch::after_handshake(false);
@@ -145,7 +147,11 @@ async fn writer_task(
             if wr.write_all(&buf).await.is_err() {
                 break 'outer;
             }
-            buf.clear();
+            if rx.is_empty() {
+                buf = BytesMut::new();
+            } else {
+                buf.clear();
+            }
         }
         if closing {
             break;
@@ -159,15 +165,20 @@ enum ReadEnd {
     Error(String),
 }
 
-/// How much the reader asks the socket for at once: a burst of pipelined requests
-/// costs one read, not two per request.
+/// The most the reader asks the socket for at once: a burst of pipelined requests
+/// costs one read, not two per request. Reads start at `FIRST_READ` and double
+/// while they fill what was asked.
 const READ_CHUNK: usize = 64 * 1024;
+const FIRST_READ: usize = 4 * 1024;
 
 /// Takes the next length-prefixed frame from `buf`, reading more from `rd` as needed;
-/// `max` is jute.maxbuffer. Frames are slices of the read buffer, not copies.
+/// `max` is jute.maxbuffer. Frames are slices of the read buffer, not copies. An
+/// empty `buf` is released before waiting for the socket, so a connection that
+/// sends nothing holds no read buffer; `chunk` is the size of the next read.
 async fn read_frame(
     rd: &mut OwnedReadHalf,
     buf: &mut BytesMut,
+    chunk: &mut usize,
     max: usize,
 ) -> Result<Bytes, ReadEnd> {
     loop {
@@ -183,27 +194,44 @@ async fn read_frame(
                 buf.advance(4);
                 return Ok(buf.split_to(n as usize).freeze());
             }
-            buf.reserve((need - buf.len()).max(READ_CHUNK));
-        } else {
-            buf.reserve(READ_CHUNK);
         }
-        match rd.read_buf(buf).await {
+        if buf.is_empty() {
+            // The frames already taken keep their part of the old allocation.
+            *buf = BytesMut::new();
+        }
+        if let Err(e) = rd.readable().await {
+            return Err(ReadEnd::Error(e.to_string()));
+        }
+        let missing = if buf.len() >= 4 {
+            4 + i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize - buf.len()
+        } else {
+            0
+        };
+        buf.reserve(missing.max(*chunk));
+        let room = buf.capacity() - buf.len();
+        match rd.try_read_buf(buf) {
             Ok(0) if buf.is_empty() => return Err(ReadEnd::Eof),
             Ok(0) => {
                 return Err(ReadEnd::Error(
                     "connection closed in the middle of a frame".into(),
                 ))
             }
-            Ok(_) => {}
+            Ok(n) => {
+                if n == room {
+                    *chunk = (*chunk * 2).min(READ_CHUNK);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(ReadEnd::Error(e.to_string())),
         }
     }
 }
 
 async fn reader_task(mut rd: OwnedReadHalf, max: usize, tx: mpsc::Sender<Result<Bytes, ReadEnd>>) {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::new();
+    let mut chunk = FIRST_READ;
     loop {
-        let r = read_frame(&mut rd, &mut buf, max).await;
+        let r = read_frame(&mut rd, &mut buf, &mut chunk, max).await;
         let end = r.is_err();
         if tx.send(r).await.is_err() || end {
             return;
