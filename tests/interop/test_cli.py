@@ -147,7 +147,11 @@ def split_events(text):
     """Watch events print from another thread in zkCli.sh: compare them as a sorted
     list, apart from the rest."""
     events = sorted(re.findall(r"WatchedEvent state:\S+ type:\S+ path:\S+", text))
-    rest = re.sub(r"\n*WATCHER::\n\nWatchedEvent state:\S+ type:\S+ path:\S+", "", text)
+    # The event's lines may land between the lines of a command's output, so
+    # they go line by line, with the blank lines around them.
+    rest = "\n".join(
+        line for line in text.splitlines()
+        if line and line != "WATCHER::" and not line.startswith("WatchedEvent state:"))
     return rest, events
 
 
