@@ -116,3 +116,54 @@ def test_too_many_connections_from_one_ip(tmp_path):
         assert ok.handshake()["session_id"] != 0
     finally:
         s.close()
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_client_that_never_reads_is_dropped_at_the_output_limit(ensemble):
+    """64 MB of unread answers: the server drops that connection, without
+    flushing, instead of holding its answers without bound."""
+    import socket
+    import time
+
+    k = KazooClient(hosts=ensemble.hosts, timeout=10)
+    k.start(timeout=10)
+    k.create("/big", b"x" * 1_000_000)
+    k.stop()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", ensemble.port))
+    c = zkwire.Conn.__new__(zkwire.Conn)
+    c.s = s
+    c.handshake()
+    get_big = zkwire.ustr("/big") + b"\0"
+    # 200 replies of 1 MB: far more than the limit and the socket buffers hold.
+    dropped = False
+    try:
+        for xid in range(1, 201):
+            c.send(zkwire.frame(struct.pack(">ii", xid, 4) + get_big))
+    except OSError:
+        dropped = True
+    deadline = time.time() + 20
+    while "left more than" not in ensemble.log_text() and time.time() < deadline:
+        time.sleep(0.2)
+    assert "left more than 67108864 bytes of answers unread" in ensemble.log_text()
+    # Its queued answers are freed: far less than 200 MB stays resident.
+    assert vm_rss_kib(ensemble.proc.pid) < 150 * 1024
+    if not dropped:
+        try:
+            for _ in range(100):
+                s.sendall(b"\0" * 65536)
+                time.sleep(0.01)
+        except OSError:
+            dropped = True
+    assert dropped, "the connection was closed by the server"
+    s.close()
+    still_serving(ensemble)

@@ -13,6 +13,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use ensemble_proto::{op, ConnectRequest, ConnectResponse, CreateSessionTxn, Id, Jute, Reader};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,7 +38,15 @@ pub enum Ctl {
     Established,
     /// Stop serving this connection (session closed, expired or moved).
     Close,
+    /// The client has left more than [`MAX_QUEUED_OUT`] bytes unread: drop
+    /// the connection without flushing.
+    Overflow,
 }
+
+/// Most bytes of replies and notifications a connection may have queued and not
+/// yet written. A client that sends requests but does not read the answers is
+/// disconnected here, instead of the server holding its answers without bound.
+pub const MAX_QUEUED_OUT: usize = 64 * 1024 * 1024;
 
 /// A cheap handle through which other parts of the server reach a connection.
 #[derive(Clone)]
@@ -45,10 +54,21 @@ pub struct ConnHandle {
     pub id: u64,
     out: mpsc::UnboundedSender<Out>,
     ctl: mpsc::UnboundedSender<Ctl>,
+    /// Bytes handed to the writer and not yet written to the socket.
+    queued_out: Arc<AtomicUsize>,
 }
 
 impl ConnHandle {
     pub fn send(&self, frame: Bytes) {
+        let n = frame.len();
+        let before = self.queued_out.fetch_add(n, Relaxed);
+        if before + n > MAX_QUEUED_OUT {
+            // The connection is being dropped: what it would not read is not kept.
+            if before <= MAX_QUEUED_OUT {
+                let _ = self.ctl.send(Ctl::Overflow);
+            }
+            return;
+        }
         let _ = self.out.send(Out::Frame(frame));
     }
 
@@ -112,6 +132,7 @@ fn is_write(opcode: i32) -> bool {
 async fn writer_task(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
+    queued_out: Arc<AtomicUsize>,
     stats: Arc<ServerStats>,
     conn: Arc<ConnStats>,
 ) {
@@ -147,6 +168,7 @@ async fn writer_task(
             if wr.write_all(&buf).await.is_err() {
                 break 'outer;
             }
+            queued_out.fetch_sub(buf.len(), Relaxed);
             if rx.is_empty() {
                 buf = BytesMut::new();
             } else {
@@ -247,14 +269,17 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let (mut rd, wr) = stream.into_split();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+    let queued_out = Arc::new(AtomicUsize::new(0));
     let handle = ConnHandle {
         id,
         out: out_tx,
         ctl: ctl_tx,
+        queued_out: queued_out.clone(),
     };
     let writer = tokio::spawn(writer_task(
         wr,
         out_rx,
+        queued_out,
         shared.stats.clone(),
         conn_stats.conn.clone(),
     ));
@@ -321,6 +346,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut established = false;
     let mut queue: VecDeque<Request> = VecDeque::new();
+    let mut overflowed = false;
 
     match handshake(&shared, &mut state, &connect) {
         Handshake::Pending => pending.push_back(Pending {
@@ -370,6 +396,15 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                         answered(&state, pending.pop_front());
                         established = true;
                     }
+                    Some(Ctl::Overflow) => {
+                        warn!(
+                            %peer,
+                            session = format_args!("0x{:x}", state.session_id),
+                            "closing connection: the client left more than {MAX_QUEUED_OUT} bytes of answers unread"
+                        );
+                        overflowed = true;
+                        break;
+                    }
                     Some(Ctl::Close) | None => break,
                 }
             }
@@ -384,7 +419,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 
     reader.abort();
     shared.connection_closed(&state);
-    handle.close();
+    if overflowed {
+        // Its writer may wait forever on a client that does not read.
+        writer.abort();
+    } else {
+        handle.close();
+    }
     let _ = writer.await;
 }
 
