@@ -261,8 +261,9 @@ do_start() {
   mkdir -p -- "$(dirname -- "$ZOOPIDFILE")" "$ZOO_LOG_DIR"
   # nohup and env exec, so $! is the server's own pid. NOTIFY_SOCKET belongs to
   # whoever runs this script, not to the server it leaves behind.
+  server_args daemon
   nohup env -u NOTIFY_SOCKET ZOO_LOG_FILE="$ZOO_LOG_FILE" \
-    "$ENSEMBLE" server --log-dir "$ZOO_LOG_DIR" "$CFG_ABS" \
+    "$ENSEMBLE" "${SERVER_ARGS[@]}" \
     >"$_ZOO_DAEMON_OUT" 2>&1 </dev/null &
   pid=$!
   if ! printf '%s' "$pid" >"$ZOOPIDFILE"; then
@@ -322,8 +323,25 @@ do_status() {
   exit 0
 }
 
+# ZOO_LOG4J_PROP ("DEBUG,ROLLINGFILE"): ZooKeeper's root logger; its level
+# becomes --log-level. The appender part is ZooKeeper's and has no meaning here.
+log_level_args() {
+  LOG_LEVEL_ARGS=()
+  [ -n "${ZOO_LOG4J_PROP:-}" ] || return 0
+  local level="${ZOO_LOG4J_PROP%%,*}"
+  level="$(printf '%s' "$level" | tr -d '[:space:]' | tr '[:upper:]' '[:lower:]')"
+  case "$level" in
+    trace | debug | info | warn | error | off) ;;
+    fatal) level=error ;;
+    all) level=trace ;;
+    *) return 0 ;;
+  esac
+  LOG_LEVEL_ARGS=(--log-level "$level")
+}
+
 server_args() {
-  SERVER_ARGS=(server)
+  log_level_args
+  SERVER_ARGS=(server "${LOG_LEVEL_ARGS[@]}")
   if [ "$1" = daemon ] || [ -n "$ZOO_LOG_DIR_SET" ]; then
     SERVER_ARGS+=(--log-dir "$ZOO_LOG_DIR")
   fi

@@ -702,3 +702,13 @@ def test_shellcheck_is_clean():
     r = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True,
                        cwd=ROOT, timeout=60)
     assert r.returncode == 0, r.stdout
+
+
+def test_zoo_log4j_prop_sets_the_log_level(procs, tmp_path):
+    site = Site(tmp_path, "s")
+    r = procs.run([ZKSERVER, "print-cmd", site.cfg],
+                  env=dict(site.env(), ZOO_LOG4J_PROP="DEBUG, ROLLINGFILE"))
+    assert r.rc == 0
+    assert f"server --log-level debug --log-dir {site.logs} {site.cfg}" in r.out
+    r = procs.run([ZKSERVER, "print-cmd", site.cfg], env=dict(site.env(), ZOO_LOG4J_PROP="bogus"))
+    assert "--log-level" not in r.out
