@@ -167,3 +167,28 @@ def test_a_client_that_never_reads_is_dropped_at_the_output_limit(ensemble):
     assert dropped, "the connection was closed by the server"
     s.close()
     still_serving(ensemble)
+
+
+def test_max_cnxns_limits_the_connections_in_all():
+    from conftest import Server
+
+    s = Server("ensemble", extra_cfg="maxCnxns=3\n").start()
+    try:
+        conns = [zkwire.Conn(s.port) for _ in range(3)]
+        for c in conns:
+            c.handshake()
+        extra = zkwire.Conn(s.port)
+        try:
+            extra.send(zkwire.connect_request())
+        except OSError:
+            pass
+        assert extra.is_closed()
+        assert "max is 3 (maxCnxns)" in s.log_text()
+        conns[0].close()
+        import time
+
+        time.sleep(0.3)
+        ok = zkwire.Conn(s.port)
+        assert ok.handshake()["session_id"] != 0
+    finally:
+        s.close()

@@ -19,7 +19,6 @@ const EXACT: &[&str] = &[
     "oraclePath",
     "secureClientPort",
     "secureClientPortAddress",
-    "maxCnxns",
     "commitLogCount",
     "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize",

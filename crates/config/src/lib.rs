@@ -99,6 +99,9 @@ pub struct Config {
     pub secure_client_port_address: Option<IpAddr>,
     /// `maxClientCnxns`: concurrent connections per client IP; 0 = unlimited; default 60.
     pub max_client_cnxns: u32,
+    /// `maxCnxns` (ZooKeeper's `zookeeper.maxCnxns`): concurrent client connections
+    /// in all; 0 = unlimited, the default.
+    pub max_cnxns: u32,
     /// `minSessionTimeout`, ms; default (or -1) 2 × tickTime.
     pub min_session_timeout: u32,
     /// `maxSessionTimeout`, ms; default (or -1) 20 × tickTime.
@@ -246,6 +249,7 @@ impl Default for Config {
             secure_client_port: None,
             secure_client_port_address: None,
             max_client_cnxns: 60,
+            max_cnxns: 0,
             min_session_timeout: DEFAULT_TICK_TIME * 2,
             max_session_timeout: DEFAULT_TICK_TIME * 20,
             autopurge_snap_retain_count: MIN_SNAP_RETAIN_COUNT,
@@ -806,6 +810,12 @@ impl Builder {
                 c.max_client_cnxns = e.u32(
                     0,
                     "a non-negative integer (connections per client IP, 0 = unlimited)",
+                )?;
+            }
+            "maxCnxns" => {
+                c.max_cnxns = e.u32(
+                    0,
+                    "a non-negative integer (client connections in all, 0 = unlimited)",
                 )?;
             }
             "minSessionTimeout" | "maxSessionTimeout" => {

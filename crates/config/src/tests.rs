@@ -1067,3 +1067,18 @@ fn server_lines_are_also_zookeeper_system_properties() {
         Some("127.0.0.1:2888:3888;127.0.0.1:2181")
     );
 }
+
+#[test]
+fn max_cnxns_is_the_total_connection_limit() {
+    assert_eq!(with("").max_cnxns, 0);
+    let c = with("maxCnxns=500");
+    assert_eq!(c.max_cnxns, 500);
+    // ZooKeeper reads it as the system property zookeeper.maxCnxns.
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.maxCnxns")
+            .map(String::as_str),
+        Some("500")
+    );
+    assert!(error_with("maxCnxns=-1").starts_with("zoo.cfg:3: maxCnxns: invalid value '-1'"));
+}

@@ -196,15 +196,21 @@ impl Shared {
         }
     }
 
-    fn admit(&self, ip: IpAddr) -> bool {
+    fn admit(&self, ip: IpAddr) -> Result<(), String> {
         let max = self.config.max_client_cnxns;
+        let max_total = self.config.max_cnxns;
         let mut m = self.per_ip.lock();
+        if max_total > 0 && m.values().sum::<u32>() >= max_total {
+            return Err(format!(
+                "too many connections in all - max is {max_total} (maxCnxns)"
+            ));
+        }
         let n = m.entry(ip).or_insert(0);
         if max > 0 && *n >= max {
-            return false;
+            return Err(format!("too many connections from {ip} - max is {max}"));
         }
         *n += 1;
-        true
+        Ok(())
     }
 
     fn release(&self, ip: IpAddr) {
@@ -427,15 +433,12 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let ip = peer.ip();
-        if !shared.admit(ip) {
+        if let Err(why) = shared.admit(ip) {
             shared
                 .stats
                 .connection_rejected
                 .fetch_add(1, Ordering::Relaxed);
-            warn!(
-                "too many connections from {ip} - max is {}",
-                shared.config.max_client_cnxns
-            );
+            warn!("{why}");
             drop(stream);
             continue;
         }
