@@ -453,6 +453,7 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix=f"cluster-{impl}-", dir=base_dir)
         self._clients = []
         self._writers = []
+        self.paused = set()  # members stopped with SIGSTOP
         ports = free_ports(3 * n)
         self.members = {}
         for sid in range(1, n + 1):
@@ -580,6 +581,7 @@ class Cluster:
         m.log.write(f"===== harness: start member {i} at {time.strftime('%H:%M:%S')}\n")
         m.log.flush()
         cmd, env = self._command(m)
+        self.paused.discard(i)
         m.proc = subprocess.Popen(
             cmd,
             stdout=m.log,
@@ -604,6 +606,8 @@ class Cluster:
         if m.proc.poll() is None:
             try:
                 os.killpg(m.proc.pid, sig)
+                if i in self.paused:
+                    os.killpg(m.proc.pid, signal.SIGCONT)  # or SIGTERM stays pending
             except ProcessLookupError:
                 pass
             try:
@@ -621,6 +625,30 @@ class Cluster:
     def kill(self, i):
         """SIGKILL: the member dies at once, with nothing flushed."""
         self._signal(i, signal.SIGKILL, 10)
+        self.paused.discard(i)
+
+    def pause(self, i):
+        """SIGSTOP to member i's process group: it freezes with its
+        connections open, as a process stalled by the kernel or a long GC
+        pause would; `resume(i)` lets it go on."""
+        m = self.members[i]
+        if not m.alive():
+            raise RuntimeError(f"pause of member {i}, which is not running")
+        os.killpg(m.proc.pid, signal.SIGSTOP)
+        self.paused.add(i)
+        m.log.write(f"===== harness: member {i} paused (SIGSTOP) at {time.strftime('%H:%M:%S')}\n")
+        m.log.flush()
+
+    def resume(self, i):
+        """SIGCONT to a member that `pause(i)` froze."""
+        m = self.members[i]
+        if i not in self.paused:
+            return
+        self.paused.discard(i)
+        if m.alive():
+            os.killpg(m.proc.pid, signal.SIGCONT)
+            m.log.write(f"===== harness: member {i} resumed (SIGCONT) at {time.strftime('%H:%M:%S')}\n")
+            m.log.flush()
 
     def stop(self, i, timeout=15.0):
         """SIGTERM, then SIGKILL if the member has not exited in `timeout`."""
@@ -655,8 +683,8 @@ class Cluster:
 
     def mode(self, i):
         """leader / follower / observer / standalone, or None when member i
-        is not serving (dead, starting, or without a quorum)."""
-        if not self.alive(i):
+        is not serving (dead, paused, starting, or without a quorum)."""
+        if not self.alive(i) or i in self.paused:
             return None
         return parse_mode(self.srvr(i))
 
@@ -757,6 +785,26 @@ class Cluster:
                 if inode in inodes and j is not None and j != i:
                     out.append((i, j, remote))
         return out
+
+    def cut(self, pairs, how="close"):
+        """Cuts the links between the two members of each pair, both ways,
+        and heals every other link. Unlike `partition`, the result need not
+        be transitive: see `bridge`."""
+        cut = {frozenset(p) for p in pairs}
+        for i in self.ids:
+            for j in self.ids:
+                if i == j:
+                    continue
+                for p in self._links(i, j):
+                    p.block(how) if frozenset((i, j)) in cut else p.heal()
+
+    def bridge(self, middle, how="close"):
+        """Splits the other members in two halves (in numbering order) that
+        cannot reach each other, while `middle` reaches both: each half plus
+        the middle member is a majority."""
+        others = [j for j in self.ids if j != middle]
+        left, right = others[: len(others) // 2], others[len(others) // 2 :]
+        self.cut([(a, b) for a in left for b in right], how)
 
     def isolate(self, i, how="close"):
         """Cuts member i off from every other member, both ways."""
