@@ -35,3 +35,5 @@ ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprov
 echo "== quorum: 3 and 5 members of Ensemble and of ZooKeeper 3.8 (tests/cluster)"
 # A run of its own: tests/interop imports its conftest by name.
 ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/cluster
+echo "== chaos: workloads under kills, partitions and restarts, histories checked (tests/chaos)"
+ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/chaos
