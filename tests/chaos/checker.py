@@ -15,6 +15,7 @@
 `python3 checker.py DIR` checks the history a run wrote to DIR again.
 """
 
+import bisect
 import json
 import os
 import sys
@@ -60,6 +61,8 @@ class Verdict:
         self.workload = workload
         self.reads = reads
         self.problems = []  # (kind, text)
+        self.stuck = []  # per linearizability problem, the op no order could place
+        self.warnings = []  # odd things that are not violations
         self.unknown = []  # keys whose search ran out of budget
         self.stats = {}
 
@@ -88,6 +91,8 @@ class Verdict:
                 lines.append(f"{k[6:].replace('_', ' ')}: {s[k]}")
         for key in self.unknown:
             lines.append(f"UNKNOWN: the search for {key} ran out of budget")
+        for text in self.warnings:
+            lines.append(f"warning: {text}")
         for kind, text in self.problems:
             lines.append(f"VIOLATION ({kind}): {text}")
         v = self.valid
@@ -161,6 +166,7 @@ def _linearize(verdict, model, groups, max_steps):
             verdict.unknown.append(key)
         elif not res.valid:
             verdict.add("linearizability", f"{key} is not linearizable\n" + _excerpt(entries, res))
+            verdict.stuck.append(entries[res.stuck_op].op)
     verdict.stats.update(keys=len(groups), lin_ops=ops, lin_steps=steps)
 
 
@@ -441,14 +447,23 @@ def check_queue(verdict, ops, reads, max_steps):
         if prev != seq:
             conflicts.append((key, element, prev, seq, op))
 
+    misanswered = []
     for op in ops:
-        if op.f == "enqueue" and _ok(op):
+        if op.f == "enqueue" and _ok(op) and op.result.get("element", op.args["element"]) != op.args["element"]:
+            misanswered.append(op)
+        elif op.f == "enqueue" and _ok(op):
             saw(op.key, op.args["element"], op.result["seq"], op)
         elif op.f in ("read", "list") and _ok(op):
             for seq, el in zip(op.result["items"], op.result["elements"]):
                 saw(op.key, el, seq, op)
         elif op.f == "dequeue":
             saw(op.key, op.args["element"], op.args["seq"], op)
+    if misanswered:
+        verdict.add(
+            "answer of another request",
+            f"{len(misanswered)} enqueues were answered with the path of another item:\n"
+            + "\n".join(f"    {op.short()}" for op in misanswered[:MAX_EXCERPT]),
+        )
     for key, el, a, b, op in conflicts[:5]:
         verdict.add("queue item", f"{key}: element {el} seen as item {a} and as item {b}: {op.short()}")
 
@@ -546,18 +561,22 @@ def check_ids(verdict, ops, reads, max_steps):
         if op.f != "create":
             continue
         if _ok(op):
-            groups[op.key].append(Entry(op))
+            groups[op.key].append((op.invoke, op.complete, op.result["seq"], op))
         elif op.outcome == "info":
             seq = final_by_tag[op.key].get(op.args["tag"])
-            if seq is not None:
-                groups[op.key].append(Entry(op, args=dict(op.args, seq=seq), must_apply=True))
-    _linearize(verdict, models.SequentialIds(), groups, max_steps)
+            if seq is not None:  # it took effect, at some time after its invocation
+                groups[op.key].append((op.invoke, float("inf"), seq, op))
+    _increasing_in_real_time(verdict, groups)
 
     def observe(op):
+        # Sequence numbers and cversion are compared each with its own kind
+        # only: numbers a leader handed out to creates that never committed
+        # are skipped, and each one skipped raises the cversion clients see
+        # (2 * creates - children) above the next number.
         if op.f == "create":
-            yield op.key, op.result["seq"] + 1
+            yield op.key + " (sequence number)", op.result["seq"]
         elif op.f == "list":
-            yield op.key, op.result["cversion"]
+            yield op.key + " (cversion)", op.result["cversion"]
 
     sessions = _session_order(verdict, ops, observe)
     missing_own = 0
@@ -579,12 +598,15 @@ def check_ids(verdict, ops, reads, max_steps):
     owners = defaultdict(list)
     lost, total = [], 0
     tags = defaultdict(set)
+    misanswered = []
     for op in ops:
         if op.f != "create":
             continue
         tags[op.key].add(op.args["tag"])
         if not _ok(op):
             continue
+        if parse_id_name(op.result["name"])[0] != op.args["tag"]:
+            misanswered.append(op)
         total += 1
         seq = op.result["seq"]
         owners[(op.key, seq)].append(op)
@@ -603,6 +625,12 @@ def check_ids(verdict, ops, reads, max_steps):
         stray = set(by_tag) - tags[key]
         if stray:
             verdict.add("unexpected id", f"{key} has children no create made: {sorted(stray)[:10]}")
+    if misanswered:
+        verdict.add(
+            "answer of another request",
+            f"{len(misanswered)} creates were answered with the name of another create:\n"
+            + "\n".join(f"    {op.short()}" for op in misanswered[:MAX_EXCERPT]),
+        )
     if lost:
         verdict.add(
             "lost id",
@@ -611,6 +639,38 @@ def check_ids(verdict, ops, reads, max_steps):
         )
     verdict.stats["final_acknowledged_ids_present"] = f"{total - len(lost)} of {total}"
     verdict.stats["final_ids"] = sum(len(s) for s in final_seqs.values())
+
+
+def _increasing_in_real_time(verdict, groups):
+    """Linearizability of sequential creates (models.SequentialIds) without
+    the search: the model accepts only growing numbers, so the order is
+    forced, and a history is linearizable iff no create that completed
+    before another was invoked got the greater number (creates without an
+    answer that took effect complete at +infinity). The search would get
+    the same answer, but tries the unanswered creates at every step."""
+    steps = 0
+    for key in sorted(groups):
+        lst = groups[key]
+        done = sorted(lst, key=lambda x: x[1])
+        ends = [x[1] for x in done]
+        best = []  # best[i]: the op with the greatest number among done[:i+1]
+        for x in done:
+            best.append(x if not best or x[2] > best[-1][2] else best[-1])
+        bad = []
+        for x in lst:
+            k = bisect.bisect_left(ends, x[0])
+            steps += 1
+            if k and best[k - 1][2] > x[2]:
+                bad.append((best[k - 1][3], x[3]))
+        if bad:
+            verdict.add(
+                "linearizability",
+                f"{key}: {len(bad)} creates got a smaller number than a create that had completed "
+                "before they were invoked:\n"
+                + "\n".join(f"    {a.short()}\n    then {b.short()}" for a, b in bad[:5]),
+            )
+            verdict.stuck.append(bad[0][1])
+    verdict.stats.update(keys=len(groups), lin_ops=sum(len(v) for v in groups.values()), lin_steps=steps)
 
 
 def parse_id_name(name):

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Reproduces the false BadVersion answers found by the chaos runs
-(docs/reliability.md, "Refusals after a leader's pause"): writes that a
-leader prepped but could not commit stay among its pending changes when it
-keeps its leadership, and every later conditional write on those znodes
-is refused with BadVersion until the next leader change.
+(docs/reliability.md, violation 2): writes that a leader prepped but could
+not commit stay among its pending changes when it keeps its leadership, and
+every later conditional write on those znodes is refused with BadVersion
+until the next leader change.
 
 1. Client K connects to a follower and reads /x (version 0).
 2. The leader is paused (SIGSTOP) for about a second, long enough to lose

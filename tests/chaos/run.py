@@ -20,6 +20,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -87,6 +88,16 @@ def run(
     handler = logging.FileHandler(os.path.join(out_dir, "clients.log"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(levelname)s %(message)s"))
     kazoo_log.addHandler(handler)
+    # A kazoo connection thread that dies (say, on an answer whose xid is
+    # not the one it waits for) leaves its client dead: worth a line.
+    client_errors = []
+    previous_hook = threading.excepthook
+
+    def hook(args):
+        client_errors.append(f"{args.thread.name if args.thread else '?'}: {args.exc_type.__name__}: {args.exc_value}")
+        previous_hook(args)
+
+    threading.excepthook = hook
     rng = random.Random(seed)
     wl = workloads.make(workload, duration, rotate)
     cluster = Cluster(impl, members, proxied="partition" in nemesis, base_dir=out_dir)
@@ -156,6 +167,7 @@ def run(
         cluster.cleanup(remove=False)
         kazoo_log.removeHandler(handler)
         handler.close()
+        threading.excepthook = previous_hook
 
     ops = history.snapshot()
     write_jsonl(os.path.join(out_dir, "history.jsonl"), ops)
@@ -163,6 +175,8 @@ def run(
     verdict = checker.check(workload, ops, reads)
     if agree is not True:
         verdict.add("members disagree", agree)
+    for e in client_errors:
+        verdict.warnings.append(f"a client's connection thread died: {e}")
     if verdict.valid is True:
         # Keep the member logs, not their data directories.
         for m in cluster.members.values():
@@ -183,6 +197,7 @@ def run(
         "stats": verdict.stats,
         "valid": verdict.valid,
         "problems": [k for k, _ in verdict.problems],
+        "warnings": verdict.warnings,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
     with open(os.path.join(out_dir, "run.json"), "w") as f:

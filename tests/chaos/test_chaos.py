@@ -8,7 +8,9 @@ Two faults stay out of these runs while the violations they expose are
 open (docs/reliability.md, test_known_violations.py): pausing members
 (SIGSTOP), and kazoo's numbering of requests from 1 on every new
 connection (the clients here number them across the session, as the Java
-client does).
+client does). Violation 2 can still follow a restart or a partition of the
+leader; a run whose only problems carry its signature is reported as an
+expected failure (xfail), with its report.
 
 ENSEMBLE_CHAOS_SECONDS sets the length of each run (default 25);
 ENSEMBLE_CHAOS_SEED replays a seed (each run prints its own);
@@ -35,6 +37,16 @@ def seed():
     return int(s) if s else random.randrange(1 << 31)
 
 
+def refusals_only(verdict):
+    """Whether every problem is a write refused (BadVersion, a rolled-back
+    multi) at a moment no order explains: the signature of violation 2 of
+    docs/reliability.md, which a leader change in these runs can set off.
+    Anything else (a stale read, a lost or doubled write, session order)
+    still fails the test."""
+    kinds = {k for k, _ in verdict.problems}
+    return kinds == {"linearizability"} and all(op.outcome == "fail" for op in verdict.stuck)
+
+
 def check_run(tmp_path, impl, workload, duration):
     res = chaos.run(
         impl=impl,
@@ -53,7 +65,10 @@ def check_run(tmp_path, impl, workload, duration):
         f"--nemesis {','.join(NEMESIS)} --duration {duration:g} --seed {res.seed} "
         f"--hold 0.5,4 --quiet 0.5,2 --xids session"
     )
-    assert res.valid is True, f"{res.verdict.report()}\nhistory in {res.out_dir}\nreplay: {replay}"
+    report = f"{res.verdict.report()}\nhistory in {res.out_dir}\nreplay: {replay}"
+    if res.valid is not True and refusals_only(res.verdict):
+        pytest.xfail(f"known violation 2 of docs/reliability.md (refusals after a leader change):\n{report}")
+    assert res.valid is True, report
     assert sum(res.faults.values()) >= 2, f"too few faults injected: {res.faults}"
     assert res.verdict.stats["ok"] > 500, res.verdict.stats
 

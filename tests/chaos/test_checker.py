@@ -442,3 +442,52 @@ def test_refused_cas_may_rely_on_an_unknown_write_after_the_last_known_version()
     ops = [wr(0, 1, "a", 1), wr(2, None, "x", outcome="info"), cas(3, 4, 1, "b", outcome="fail")]
     v = checker.check("register", numbered(ops))
     assert [k for k, _ in v.problems] == ["final read"]  # and no linearizability problem
+
+
+def test_ids_checker_finds_a_create_answered_with_another_creates_name():
+    wrong = create(2, 3, "b", 1)
+    wrong.result["name"] = "id-a-0000000001"
+    ops = numbered([create(0, 1, "a", 0), wrong, ids_final(["id-a-0000000000", "id-b-0000000001"])])
+    v = checker.check("ids", ops)
+    assert "answer of another request" in {k for k, _ in v.problems}
+
+
+def test_ids_sequence_numbers_may_skip_and_cversion_may_run_ahead_of_them():
+    # A leader that fails to commit creates it prepped may skip their
+    # numbers; cversion as clients see it (2 * creates - children) then
+    # runs ahead of the next number. Neither goes back in the session.
+    listing = op("list", 2, 3, result={"cversion": 6, "seqs": [[0, 0], [3, 3]]}, session=7)
+    ops = numbered([create(0, 1, "a", 0, session=7), listing, create(4, 5, "c", 4, session=7)])
+    ops.append(ids_final(["id-a-0000000000", "id-c-0000000004"]))
+    ops = numbered(ops)
+    assert checker.check("ids", ops).valid is True
+
+
+def test_verdict_names_the_op_no_order_could_place():
+    ops = numbered([wr(0, 1, "a", 1), cas(2, 3, 1, "b", outcome="fail"), rd(10, 11, "a", 1, final=True)])
+    v = checker.check("register", ops)
+    assert [k for k, _ in v.problems] == ["linearizability"]
+    assert [o.f for o in v.stuck] == ["cas"] and v.stuck[0].outcome == "fail"
+
+
+def test_ids_checker_finds_numbers_going_back_in_real_time():
+    ops = numbered([create(0, 1, "a", 5), create(2, 3, "b", 3), ids_final(["id-a-0000000005", "id-b-0000000003"])])
+    v = checker.check("ids", ops)
+    assert "linearizability" in {k for k, _ in v.problems}
+    assert v.stuck[0].args["tag"] == "b"
+
+
+def test_ids_checker_is_fast_with_many_unanswered_creates_that_took_effect():
+    ops, names, seq = [], [], 0
+    for i in range(3000):
+        t = i * 0.01
+        lost = i % 25 == 0
+        tag = f"w{i % 5}n{i}"
+        ops.append(create(t, t + 0.015, tag, seq, outcome="info" if lost else "ok", process=i % 5))
+        names.append(f"id-{tag}-{seq:010d}")
+        seq += 1
+    ops.append(ids_final(names, t=100))
+    start = time.monotonic()
+    v = checker.check("ids", numbered(ops))
+    assert v.valid is True, v.report()
+    assert time.monotonic() - start < 5

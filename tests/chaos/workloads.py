@@ -324,7 +324,8 @@ class Queue(Workload):
 
             def enqueue():
                 path = w.wait(w.zk.create_async(f"{q}/items/e{element}-", b"", sequence=True))
-                return {"seq": int(path.rsplit("-", 1)[1])}
+                seqs, elements = _items([path.rsplit("/", 1)[1]])
+                return {"seq": seqs[0], "element": elements[0]}
 
             w.call("enqueue", q, {"element": element}, enqueue)
         else:
