@@ -619,7 +619,7 @@ fn process_queue(
             }
             shared.submit_write(WriteReq {
                 session_id: state.session_id,
-                cxid: req.xid,
+                cxid: shared.write_cxid(),
                 opcode: req.opcode,
                 body: req.body,
                 auth: state.auth.clone(),

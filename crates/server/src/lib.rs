@@ -31,7 +31,7 @@ use pipeline::{PendingQueue, Replies, TreeApplier, WriteReq};
 use session::SessionTable;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
@@ -118,6 +118,8 @@ pub struct Shared {
     /// Counters behind `srvr`, `stat` and `mntr`.
     pub stats: Arc<stats::ServerStats>,
     next_conn: AtomicU64,
+    /// Numbers the txns of client writes made here (see [`Shared::write_cxid`]).
+    next_write: AtomicU32,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     started: Instant,
 }
@@ -125,6 +127,17 @@ pub struct Shared {
 impl Shared {
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The cxid written into the txn of a client's write: this member's id in
+    /// the top 8 bits and a counter below, so that no two pending writes share
+    /// one even when a client numbers the requests of each connection from 1
+    /// again (kazoo does). Answers are matched to txns by (session, cxid); the
+    /// client's own xid stays with the answer.
+    pub fn write_cxid(&self) -> i32 {
+        let n = self.next_write.fetch_add(1, Ordering::Relaxed) & 0x7F_FFFF;
+        let member = (self.consensus().server_id() & 0xFF) as i32;
+        (member << 23) | n as i32
     }
 
     /// Milliseconds since the server started: the clock of session expiry.
@@ -333,6 +346,7 @@ impl Server {
             snapshotter: persist::Snapshotter::new(&config, stats.proposal_sizes.clone()),
             stats,
             next_conn: AtomicU64::new(1),
+            next_write: AtomicU32::new(1),
             per_ip: Mutex::new(HashMap::new()),
             started,
             config,

@@ -86,7 +86,10 @@ impl PendingQueue {
 }
 
 /// Answers owed to clients of this member, by (session, cxid): a write is
-/// answered when its txn is applied here, whichever member prepped it.
+/// answered when its txn is applied here, whichever member prepped it. The
+/// cxid is the one this member gave the txn (`Shared::write_cxid`), never
+/// reused by another pending write, so an answer cannot reach a request of
+/// another connection of the session.
 #[derive(Default)]
 pub struct Replies {
     map: std::collections::HashMap<(i64, i32), Reply>,
@@ -121,7 +124,18 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
     loop {
         let mut req = tokio::select! {
             Some((result, done)) = proposed.next(), if !proposed.is_empty() => {
-                proposal_settled(&shared, result, done);
+                if proposal_settled(&shared, result, done) {
+                    // The changes prep recorded for the failed txn (and for
+                    // any later one that fails with it) will never be
+                    // applied. Once every proposal in flight has its
+                    // outcome, the tree holds all that committed: prep
+                    // starts again from it.
+                    while let Some((result, done)) = proposed.next().await {
+                        proposal_settled(&shared, result, done);
+                    }
+                    shared.prep.lock().reset();
+                    shared.pending.lock().clear();
+                }
                 continue;
             }
             next = rx.recv() => match next {
@@ -210,12 +224,14 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
 
 type Done = Option<tokio::sync::oneshot::Sender<Result<i64, String>>>;
 
-/// A proposal committed (the answer comes when it is applied) or failed.
+/// A proposal committed (the answer comes when it is applied) or failed;
+/// true when it failed.
 fn proposal_settled(
     shared: &Shared,
     result: Result<i64, ensemble_consensus::ConsensusError>,
     done: Done,
-) {
+) -> bool {
+    let failed = result.is_err();
     if let Err(e) = &result {
         error!("write could not be committed: {e}");
         // Without a commit there is no answer: drop the clients so
@@ -225,6 +241,7 @@ fn proposal_settled(
     if let Some(done) = done {
         let _ = done.send(result.map_err(|e| e.to_string()));
     }
+    failed
 }
 
 /// In quorum mode: whether this member leads and may prep. A member that has

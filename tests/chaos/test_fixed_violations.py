@@ -1,7 +1,6 @@
 """The violations the chaos runs found in Ensemble (docs/reliability.md),
-each pinned by its reproducer. They are expected to fail until fixed; when
-one passes, pytest reports XPASS: then remove its mark, and put the fault
-it needs back into the CI runs of test_chaos.py."""
+each pinned by its reproducer, which met them in nearly every try before
+they were fixed."""
 
 import os
 import sys
@@ -17,20 +16,12 @@ from clusterlib import impls  # noqa: E402
 pytestmark = pytest.mark.skipif("ensemble" not in impls(), reason="Ensemble left out by ENSEMBLE_CLUSTER_IMPLS")
 
 
-@pytest.mark.xfail(
-    reason="answers are matched to requests by (session, xid) across connections (docs/reliability.md)",
-    strict=False,
-)
 def test_a_write_is_never_answered_with_the_result_of_another_connections_request():
     for _ in range(3):  # a race: it shows in nearly every try
         bad, text = repro_xid_reuse.attempt("ensemble")
         assert not bad, text
 
 
-@pytest.mark.xfail(
-    reason="a leader keeps the changes of writes it failed to commit (docs/reliability.md)",
-    strict=False,
-)
 def test_a_conditional_write_on_the_current_version_is_not_refused_after_a_leader_pause():
     for pause in (0.9, 1.0, 1.1):  # the term must survive the pause
         bad, text = repro_refused_after_pause.attempt("ensemble", pause)
