@@ -35,5 +35,7 @@ ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprov
 echo "== quorum: 3 and 5 members of Ensemble and of ZooKeeper 3.8 (tests/cluster)"
 # A run of its own: tests/interop imports its conftest by name.
 ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/cluster
-echo "== chaos: workloads under kills, partitions and restarts, histories checked (tests/chaos)"
+echo "== chaos: workloads under kills, pauses, partitions and restarts, histories checked (tests/chaos)"
 ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/chaos
+echo "== soak, short: mixed load and faults; memory, fds and leftovers checked (tests/soak)"
+ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/soak
