@@ -24,6 +24,7 @@ import threading
 import time
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -949,7 +950,16 @@ def assert_members_agree(cluster, indices=None, wait=60.0):
     ids = cluster.live_ids() if indices is None else list(indices)
     assert ids, "no running member to compare"
     cluster.wait_serving(wait, indices=ids)
-    snaps = {i: tree_snapshot(cluster.host_port(i)) for i in ids}
+    for attempt in range(3):
+        try:
+            snaps = {i: tree_snapshot(cluster.host_port(i)) for i in ids}
+            break
+        except KazooException:
+            # Reading whole trees on a loaded machine can delay heartbeats
+            # enough for a member to stop serving for a moment: read again.
+            if attempt == 2:
+                raise
+            cluster.wait_serving(wait, indices=ids)
     first = ids[0]
     for i in ids[1:]:
         if snaps[i] != snaps[first]:
