@@ -11,6 +11,9 @@ use std::io::{self, Write};
 pub const MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const HEADER_LEN: usize = 16;
 const BLOCK_SIZE: usize = 32 * 1024;
+/// The most a snappy block can expand: its densest element, a 3-byte copy,
+/// yields 64 bytes, so no block decompresses to more than 22 times its size.
+const MAX_EXPANSION: usize = 22;
 
 fn header() -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
@@ -109,6 +112,14 @@ pub fn decode(data: &[u8]) -> io::Result<Vec<u8>> {
         let block = &data[pos..pos + len as usize];
         pos += len as usize;
         let n = snap::raw::decompress_len(block).map_err(io::Error::other)?;
+        // The length is the block's own claim: check it against what the
+        // block can hold before allocating it (a 5-byte block may claim 4 GB).
+        if n > block.len().saturating_mul(MAX_EXPANSION) {
+            return Err(bad(&format!(
+                "block of {} bytes claims {n} uncompressed bytes",
+                block.len()
+            )));
+        }
         let start = out.len();
         out.resize(start + n, 0);
         dec.decompress(block, &mut out[start..])
@@ -128,6 +139,28 @@ mod tests {
         w.write_all(&data).unwrap_or_default();
         let out = w.finish().unwrap_or_default();
         assert_eq!(&out[..8], &MAGIC);
+        assert_eq!(decode(&out).unwrap_or_default(), data);
+    }
+
+    #[test]
+    fn block_claiming_more_than_it_can_hold_is_an_error() {
+        // Header, then a 5-byte block whose varint claims 0xffffffff bytes.
+        let mut stream = header().to_vec();
+        stream.extend_from_slice(&[0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let err = decode(&stream).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("snappy stream: block of 5 bytes claims 4294967295 uncompressed bytes")
+        );
+    }
+
+    #[test]
+    fn densest_block_still_decodes() {
+        // Zeros compress to back-references, about as dense as snappy gets.
+        let data = vec![0u8; BLOCK_SIZE];
+        let mut w = SnappyWriter::new(Vec::new());
+        w.write_all(&data).unwrap_or_default();
+        let out = w.finish().unwrap_or_default();
         assert_eq!(decode(&out).unwrap_or_default(), data);
     }
 }
