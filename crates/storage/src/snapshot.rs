@@ -439,7 +439,8 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed, StorageError> {
         ));
     }
     let count = r.read_i32().map_err(|e| jute(&r, e))?;
-    let mut sessions = Vec::with_capacity(count.clamp(0, 1 << 20) as usize);
+    // A session takes 12 bytes: the count cannot ask for more than are left.
+    let mut sessions = Vec::with_capacity((count.max(0) as usize).min(r.remaining() / 12));
     for _ in 0..count.max(0) {
         let id = r.read_i64().map_err(|e| jute(&r, e))?;
         let timeout = r.read_i32().map_err(|e| jute(&r, e))?;
@@ -574,4 +575,22 @@ pub fn find_valid_snapshots(data_dir: &Path) -> Result<Vec<PathBuf>, StorageErro
         .map(|(_, p)| p)
         .filter(|p| is_valid_snapshot(p))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_with_huge_session_count_is_an_error() {
+        // A ZKSN header, then a session count of i32::MAX and no sessions.
+        let mut b = b"ZKSN\0\0\0\x02\xff\xff\xff\xff\xff\xff\xff\xff".to_vec();
+        b.extend_from_slice(&i32::MAX.to_be_bytes());
+        let err = parse(Path::new("snapshot.1"), Bytes::from(b)).err();
+        assert!(
+            matches!(err, Some(StorageError::BadSnapshot { ref reason, .. })
+                if reason.starts_with("unexpected end of record")),
+            "{err:?}"
+        );
+    }
 }
