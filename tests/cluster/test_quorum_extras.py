@@ -4,6 +4,7 @@ read-only sessions when `readonlymode.enabled` is set, and a session that
 reconnects to another member leaves SessionMoved behind."""
 
 import re
+import socket
 import struct
 import sys
 import time
@@ -15,7 +16,7 @@ from kazoo.client import KazooClient
 from clusterlib import four_letter, impls
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
-from zkwire import Conn, buf, ustr  # noqa: E402
+from zkwire import Conn, buf, connect_request, ustr  # noqa: E402
 
 
 def wait_until(predicate, timeout, what):
@@ -144,6 +145,59 @@ def test_old_connection_of_a_moved_session_gets_session_moved(cluster_factory, i
     assert err in (SESSION_MOVED, "closed"), err
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_a_connection_request_handled_late_does_not_take_the_session_away(cluster_factory, impl):
+    """A client that tried a paused member, gave up and stayed on the leader
+    keeps writing: when the member resumes and handles the stale request,
+    the connection it answers is already closed and must not leave the
+    session owned by that member (every write would fail with SessionMoved).
+    ZooKeeper moves the session and closes the live connection instead."""
+    c = cluster_factory(impl)
+    lead = c.leader()
+    follower = [i for i in c.ids if i != lead][0]
+    a = Conn(c.client_port(lead))
+    first = a.handshake(read_only=False)
+    assert a.request(1, 1, create_body("/late-0"))[2] == 0
+    sid = f"0x{first['session_id']:x}"
+
+    def handled():
+        return Path(c.member(follower).log_path).read_text().count(f"resumed session {sid}")
+
+    for _ in range(5):
+        before = handled() if impl == "ensemble" else 0
+        c.pause(follower)
+        try:
+            late = socket.create_connection(("127.0.0.1", c.client_port(follower)), timeout=5)
+            late.sendall(connect_request(session_id=first["session_id"], passwd=first["passwd"], read_only=False))
+            late.close()
+        finally:
+            c.resume(follower)
+        if impl != "ensemble":
+            break
+        # A follower that lost its leader meanwhile refuses the request
+        # instead of handling it: try again.
+        deadline = time.time() + 5
+        while time.time() < deadline and handled() == before:
+            time.sleep(0.1)
+        if handled() > before:
+            break
+    else:
+        raise AssertionError("the follower never handled the late connection request")
+    time.sleep(1.0)
+    if impl == "zookeeper":
+        # ZooKeeper hands the session to the late connection and closes the
+        # client's live one; the client has to reconnect.
+        try:
+            err = a.request(2, 1, create_body("/late-1"))[2]
+        except (EOFError, ConnectionError):
+            err = "closed"
+        assert err in (SESSION_MOVED, "closed"), err
+    else:
+        errs = [a.request(2 + k, 1, create_body(f"/late-{1 + k}"))[2] for k in range(3)]
+        assert errs == [0, 0, 0], errs
+    a.close()
 
 
 SUPER = dict(

@@ -418,7 +418,19 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     }
 
     reader.abort();
-    shared.connection_closed(&state);
+    if shared.connection_closed(&state) && shared.quorum && !state.read_only {
+        shared.submit_write(WriteReq {
+            session_id: state.session_id,
+            cxid: 0,
+            opcode: crate::pipeline::RELEASE_SESSION,
+            body: Bytes::new(),
+            auth: Arc::new(Vec::new()),
+            reply: None,
+            done: None,
+            from: None,
+            txn: None,
+        });
+    }
     if overflowed {
         // Its writer may wait forever on a client that does not read.
         writer.abort();

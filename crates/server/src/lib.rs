@@ -196,7 +196,10 @@ impl Shared {
         self.quorum && self.config.read_only_mode_enabled && !self.serving()
     }
 
-    pub fn connection_closed(&self, state: &conn::ConnState) {
+    /// Forgets a closed connection. True when it was the connection of a
+    /// session that lives on (not closing): the session is left without a
+    /// connection on this member.
+    pub fn connection_closed(&self, state: &conn::ConnState) -> bool {
         self.watches.lock().remove_conn(state.handle.id);
         if state.read_only {
             self.read_only_conns.lock().remove(&state.handle.id);
@@ -205,8 +208,10 @@ impl Shared {
         if let Some(s) = sessions.get_mut(state.session_id) {
             if s.conn.as_ref().map(|c| c.id) == Some(state.handle.id) {
                 s.conn = None;
+                return !s.closing;
             }
         }
+        false
     }
 
     fn admit(&self, ip: IpAddr) -> Result<(), String> {

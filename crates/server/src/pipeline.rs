@@ -51,6 +51,12 @@ pub struct WriteReq {
     pub txn: Option<TxnBody>,
 }
 
+/// Not a client opcode: a connection of the session closed on this member,
+/// which gives up its ownership of the session at the leader
+/// (`quorum::release_session`). It travels the prep queue so that it comes
+/// after the connection's last write.
+pub const RELEASE_SESSION: i32 = i32::MIN;
+
 /// Where the answer to a write goes: the connection, the xid and the reply shape.
 pub type Reply = (ConnHandle, i32, ReplyKind);
 
@@ -143,6 +149,10 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
                 None => break,
             },
         };
+        if req.opcode == RELEASE_SESSION {
+            crate::quorum::release_session(&shared, req.session_id);
+            continue;
+        }
         if let Some(reply) = req.reply.clone() {
             shared
                 .replies
@@ -534,6 +544,12 @@ impl ensemble_consensus::Applier for TreeApplier {
                         };
                         conn.send(frame);
                         conn.signal(Ctl::Applied);
+                    }
+                    ReplyKind::Normal { .. } if outcome.err == ErrorCode::SessionMoved.code() => {
+                        // As ZooKeeper: the connection the session left is
+                        // closed rather than answered; a client still using
+                        // it reconnects and takes its session back.
+                        conn.close();
                     }
                     ReplyKind::Normal { opcode } => {
                         conn.send(write_reply(*opcode, *xid, zxid, &outcome));

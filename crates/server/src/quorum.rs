@@ -22,6 +22,7 @@ const KIND_WRITE: i32 = 1;
 const KIND_TOUCH: i32 = 2;
 const KIND_SYNC: i32 = 3;
 const KIND_OWN: i32 = 4;
+const KIND_RELEASE: i32 = 5;
 
 /// On the leader: which member holds each session's connection, so that a
 /// write from a member the session has left fails with SessionMoved.
@@ -55,6 +56,46 @@ impl Owners {
     pub fn set(&mut self, session_id: i64, member: u64) {
         self.by_session.insert(session_id, member);
     }
+
+    /// `member` no longer holds a connection of the session: the next member
+    /// that writes for it owns it. Nothing changes if another member has
+    /// claimed it since.
+    pub fn release(&mut self, session_id: i64, member: u64) {
+        if self.by_session.get(&session_id) == Some(&member) {
+            self.by_session.remove(&session_id);
+        }
+    }
+}
+
+/// Tells the leader that this member no longer holds a connection of
+/// `session_id`. Called by the prep stage, in order with the session's
+/// writes, so that it cannot overtake a write of the closed connection.
+///
+/// Without it, a member that handles a connection request late (it was
+/// paused, or slow, while the client gave up and attached elsewhere) keeps
+/// the session's ownership after the client has closed that connection,
+/// and every write of the session fails with SessionMoved.
+pub fn release_session(shared: &Arc<Shared>, session_id: i64) {
+    if !shared.quorum {
+        return;
+    }
+    let consensus = shared.consensus().clone();
+    if consensus.role() == Role::Leader {
+        shared
+            .owners
+            .lock()
+            .release(session_id, consensus.server_id());
+        return;
+    }
+    let mut w = Writer::new();
+    w.write_i32(KIND_RELEASE);
+    w.write_i64(session_id);
+    let call = consensus.call_leader(w.into_bytes());
+    tokio::spawn(async move {
+        if let Err(e) = call.await {
+            tracing::debug!("session 0x{session_id:x} not released at the leader: {e}");
+        }
+    });
 }
 
 /// Tells the leader that `session_id` is now connected to this member.
@@ -177,6 +218,16 @@ impl PeerHandler for ServerPeer {
                     .read_i64()
                     .map(|id| {
                         shared.owners.lock().set(id, from);
+                        Bytes::new()
+                    })
+                    .map_err(|e| e.to_string());
+                Box::pin(async move { result })
+            }
+            KIND_RELEASE => {
+                let result = r
+                    .read_i64()
+                    .map(|id| {
+                        shared.owners.lock().release(id, from);
                         Bytes::new()
                     })
                     .map_err(|e| e.to_string());
