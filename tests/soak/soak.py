@@ -71,6 +71,8 @@ def mntr(port):
         text = four_letter(port, "mntr")
     except OSError:
         return None
+    if not text:
+        return None
     out = {}
     for line in text.splitlines():
         parts = line.split("\t")
@@ -85,6 +87,7 @@ class Sampler(threading.Thread):
         self.cluster, self.clock, self.every = cluster, clock, every
         self.samples = []  # {"t", "member", "pid", "rss_kb", "fds" (less client connections), "conns"}
         self.counts = []  # {"t", znodes, watches, ephemerals, connections}
+        self.errors = []
         self._halt = threading.Event()
 
     def stop(self):
@@ -123,7 +126,10 @@ class Sampler(threading.Thread):
 
     def run(self):
         while not self._halt.wait(self.every):
-            self.sample_once()
+            try:
+                self.sample_once()
+            except Exception as e:  # a member going away mid-sample: sample again later
+                self.errors.append(f"{round(self.clock(), 1)}: {type(e).__name__}: {e}")
 
 
 class Churn(threading.Thread):
@@ -401,6 +407,9 @@ def main():
                 for k in ("znodes", "watches", "ephemerals", "connections")
             ),
         ]
+    lines += ["", f"samples: {len(sampler.samples)} of the members, {len(sampler.counts)} of mntr, {len(sampler.errors)} failed"]
+    if len(sampler.errors) > max(3, len(sampler.counts) // 10):
+        problems.append(f"{len(sampler.errors)} samples failed, e.g. {sampler.errors[0]}")
     if nemesis.error:
         problems.append(f"nemesis failed: {nemesis.error}")
     lines += ["", "verdict: " + ("ok" if not problems else "PROBLEMS: " + "; ".join(problems))]
