@@ -558,6 +558,16 @@ fn storage_seeds() {
     let mut built = vec![0];
     built.extend_from_slice(&entries_to_input(&entries));
     save("txnlog", "entries", &built);
+    // Two files, the second starting at zxid 8; then the same from an
+    // empty snapshot at zxid 9.
+    let split = entries_to_input(&entries[..7]).len() as u16;
+    for (mode, snap_zxid) in [(4u8, 0u8), (12, 9)] {
+        let mut s = vec![mode];
+        s.extend_from_slice(&split.to_be_bytes());
+        s.extend_from_slice(&[7, snap_zxid]);
+        s.extend_from_slice(&entries_to_input(&entries));
+        save("txnlog", &format!("two-files-{mode}"), &s);
+    }
     let mut torn = raw.clone();
     torn.truncate(torn.len() - 7);
     save("txnlog", "torn", &torn);
