@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import time
+import traceback
 
 import run as chaos
 import workloads
@@ -68,7 +69,10 @@ def main():
                 problems=sorted({k for k, _ in res.verdict.problems}),
             )
         except Exception as e:
-            row.update(stats={}, faults={}, verdict="harness error", problems=[f"{type(e).__name__}: {e}"])
+            # Where in the harness it was raised: the last frame of ours.
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if "/tests/" in f.filename]
+            where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+            row.update(stats={}, faults={}, verdict="harness error", problems=[f"{type(e).__name__}: {e}{where}"])
         row["wall"] = round(time.monotonic() - t0)
         rows.append(row)
         with open(os.path.join(a.dir, "rows.json"), "w") as f:

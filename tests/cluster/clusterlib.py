@@ -950,15 +950,17 @@ def assert_members_agree(cluster, indices=None, wait=60.0):
     ids = cluster.live_ids() if indices is None else list(indices)
     assert ids, "no running member to compare"
     cluster.wait_serving(wait, indices=ids)
-    for attempt in range(3):
+    deadline = time.time() + wait
+    while True:
         try:
             snaps = {i: tree_snapshot(cluster.host_port(i)) for i in ids}
             break
         except KazooException:
             # Reading whole trees on a loaded machine can delay heartbeats
-            # enough for a member to stop serving for a moment: read again.
-            if attempt == 2:
+            # enough for a member to stop serving for a while: read again.
+            if time.time() > deadline:
                 raise
+            time.sleep(1.0)
             cluster.wait_serving(wait, indices=ids)
     first = ids[0]
     for i in ids[1:]:
