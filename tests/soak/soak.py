@@ -319,10 +319,18 @@ def main():
         for c in churners:
             c.join(timeout=60)
         cluster.wait_serving()
-        time.sleep(5)
+        # A churning session whose close was lost ends by expiry: wait up to
+        # two session timeouts (10 s) for its ephemerals to go.
+        deadline = time.monotonic() + 25
+        final = None
+        while time.monotonic() < deadline:
+            final = mntr(cluster.client_port(cluster.leader()))
+            if final and int(final.get("zk_ephemerals_count", 0)) == 0:
+                break
+            time.sleep(1)
         sampler.sample_once()
         sampler.stop()
-        final = mntr(cluster.client_port(cluster.leader()))
+        final = mntr(cluster.client_port(cluster.leader())) or final
     except Exception as e:
         print(f"soak: harness failed: {type(e).__name__}: {e}", file=sys.stderr)
         stop.set()
