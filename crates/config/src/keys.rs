@@ -40,6 +40,10 @@ const EXACT: &[&str] = &[
     "flushDelay",
     "maxWriteQueuePollTime",
     "maxBatchSize",
+    "requestThrottleLimit",
+    "requestThrottleStallTime",
+    "requestThrottleDropStale",
+    "requestStaleLatencyCheck",
     "requestStaleConnectionCheck",
     "advancedFlowControlEnabled",
     "enableEagerACLCheck",
@@ -63,6 +67,7 @@ const EXACT: &[&str] = &[
     "learner.closeSocketAsync",
     "leader.closeSocketAsync",
     "learner.asyncSending",
+    "throttledOpWaitTime",
 ];
 
 /// Key families, matched by prefix. `group`/`weight` are hierarchical quorums

@@ -18,7 +18,6 @@ mod reads;
 mod reconfig;
 pub mod session;
 pub mod stats;
-mod throttle;
 pub mod watches;
 
 use bytes::Bytes;
@@ -118,8 +117,6 @@ pub struct Shared {
     pub snapshotter: persist::Snapshotter,
     /// Counters behind `srvr`, `stat` and `mntr`.
     pub stats: Arc<stats::ServerStats>,
-    /// `globalOutstandingLimit` and the RequestThrottler.
-    pub throttle: throttle::Throttle,
     next_conn: AtomicU64,
     /// Numbers the txns of client writes made here (see [`Shared::write_cxid`]).
     next_write: AtomicU32,
@@ -353,7 +350,6 @@ impl Server {
             consensus: OnceLock::new(),
             snapshotter: persist::Snapshotter::new(&config, stats.proposal_sizes.clone()),
             stats,
-            throttle: throttle::Throttle::new(&config),
             next_conn: AtomicU64::new(1),
             next_write: AtomicU32::new(1),
             per_ip: Mutex::new(HashMap::new()),
