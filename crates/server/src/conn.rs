@@ -419,17 +419,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 
     reader.abort();
     if shared.connection_closed(&state) && shared.quorum && !state.read_only {
-        shared.submit_write(WriteReq {
-            session_id: state.session_id,
-            cxid: 0,
-            opcode: crate::pipeline::RELEASE_SESSION,
-            body: Bytes::new(),
-            auth: Arc::new(Vec::new()),
-            reply: None,
-            done: None,
-            from: None,
-            txn: None,
-        });
+        shared.submit_write(WriteReq::internal(
+            state.session_id,
+            crate::pipeline::RELEASE_SESSION,
+        ));
     }
     if overflowed {
         // Its writer may wait forever on a client that does not read.

@@ -494,17 +494,7 @@ async fn session_ticker(shared: Arc<Shared>) {
                 .map(|s| s.timeout_ms)
                 .unwrap_or(0);
             info!("expiring session 0x{id:x}, timeout of {timeout} ms exceeded");
-            shared.submit_write(WriteReq {
-                session_id: id,
-                cxid: 0,
-                opcode: ensemble_proto::op::CLOSE_SESSION,
-                body: Bytes::new(),
-                auth: Arc::new(Vec::new()),
-                reply: None,
-                done: None,
-                from: None,
-                txn: None,
-            });
+            shared.submit_write(WriteReq::internal(id, ensemble_proto::op::CLOSE_SESSION));
         }
     }
 }

@@ -57,6 +57,24 @@ pub struct WriteReq {
 /// after the connection's last write.
 pub const RELEASE_SESSION: i32 = i32::MIN;
 
+impl WriteReq {
+    /// A request the server makes itself (a session's expiry, a release):
+    /// no body, no auth, nobody to answer.
+    pub fn internal(session_id: i64, opcode: i32) -> WriteReq {
+        WriteReq {
+            session_id,
+            cxid: 0,
+            opcode,
+            body: Bytes::new(),
+            auth: Arc::new(Vec::new()),
+            reply: None,
+            done: None,
+            from: None,
+            txn: None,
+        }
+    }
+}
+
 /// Where the answer to a write goes: the connection, the xid and the reply shape.
 pub type Reply = (ConnHandle, i32, ReplyKind);
 

@@ -76,45 +76,37 @@ impl Owners {
 /// the session's ownership after the client has closed that connection,
 /// and every write of the session fails with SessionMoved.
 pub fn release_session(shared: &Arc<Shared>, session_id: i64) {
-    if !shared.quorum {
-        return;
-    }
-    let consensus = shared.consensus().clone();
-    if consensus.role() == Role::Leader {
-        shared
-            .owners
-            .lock()
-            .release(session_id, consensus.server_id());
-        return;
-    }
-    let mut w = Writer::new();
-    w.write_i32(KIND_RELEASE);
-    w.write_i64(session_id);
-    let call = consensus.call_leader(w.into_bytes());
-    tokio::spawn(async move {
-        if let Err(e) = call.await {
-            tracing::debug!("session 0x{session_id:x} not released at the leader: {e}");
-        }
-    });
+    tell_leader(shared, KIND_RELEASE, session_id, Owners::release);
 }
 
 /// Tells the leader that `session_id` is now connected to this member.
 pub fn claim_session(shared: &Arc<Shared>, session_id: i64) {
+    tell_leader(shared, KIND_OWN, session_id, Owners::set);
+}
+
+/// A claim or release of `session_id` for this member: applied to the
+/// owners at once when this member leads, sent to the leader otherwise.
+fn tell_leader(
+    shared: &Arc<Shared>,
+    kind: i32,
+    session_id: i64,
+    on_leader: fn(&mut Owners, i64, u64),
+) {
     if !shared.quorum {
         return;
     }
     let consensus = shared.consensus().clone();
     if consensus.role() == Role::Leader {
-        shared.owners.lock().set(session_id, consensus.server_id());
+        on_leader(&mut shared.owners.lock(), session_id, consensus.server_id());
         return;
     }
     let mut w = Writer::new();
-    w.write_i32(KIND_OWN);
+    w.write_i32(kind);
     w.write_i64(session_id);
     let call = consensus.call_leader(w.into_bytes());
     tokio::spawn(async move {
         if let Err(e) = call.await {
-            tracing::debug!("session 0x{session_id:x} not claimed at the leader: {e}");
+            tracing::debug!("session 0x{session_id:x} not claimed or released at the leader: {e}");
         }
     });
 }
