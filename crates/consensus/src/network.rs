@@ -47,6 +47,8 @@ const SNAPSHOT_PART: usize = 4 << 20;
 const PART_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most this many bytes of entries go in one AppendEntries (at least one entry).
 const APPEND_BUDGET: usize = 16 << 20;
+/// A stream whose AppendEntries failed sends no less than this many bytes of entries.
+const APPEND_BUDGET_MIN: usize = 256 << 10;
 
 /// The bytes an entry takes on the wire, roughly.
 fn entry_size(entry: &crate::types::Entry) -> usize {
@@ -189,6 +191,10 @@ pub struct PeerClient {
     addr: Option<String>,
     conn: Option<(PeerReader, OwnedWriteHalf)>,
     next_id: u64,
+    /// Bytes of entries the next AppendEntries may carry: halved when one fails (a large
+    /// batch may not fit in openraft's time limit on a slow link or disk), doubled back up to
+    /// [`APPEND_BUDGET`] when one succeeds.
+    append_budget: usize,
 }
 
 enum CallError {
@@ -276,6 +282,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             addr,
             conn: None,
             next_id: 0,
+            append_budget: APPEND_BUDGET,
         }
     }
 }
@@ -292,9 +299,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // report how far that got; openraft sends the rest next.
         let mut partial = None;
         let mut bytes = 0usize;
+        let budget = self.append_budget;
         if let Some(cut) = rpc.entries.iter().position(|e| {
             bytes += entry_size(e);
-            bytes > APPEND_BUDGET
+            bytes > budget
         }) {
             let keep = cut.max(1);
             if keep < rpc.entries.len() {
@@ -307,11 +315,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 partial = Some(last);
             }
         }
-        match self
-            .call(Body::AppendEntries(rpc), option.hard_ttl())
-            .await
-            .map_err(rpc_error)?
-        {
+        let sent = self.call(Body::AppendEntries(rpc), option.hard_ttl()).await;
+        self.append_budget = match &sent {
+            Ok(_) => (budget * 2).min(APPEND_BUDGET),
+            Err(_) => (budget / 2).max(APPEND_BUDGET_MIN),
+        };
+        match sent.map_err(rpc_error)? {
             Body::AppendEntriesReply(Ok(AppendEntriesResponse::Success)) if partial.is_some() => {
                 Ok(AppendEntriesResponse::PartialSuccess(partial.flatten()))
             }
@@ -484,7 +493,8 @@ impl LeaderContact {
     }
 }
 
-/// Accepts peer connections and serves them until the listener fails.
+/// Accepts peer connections and serves them until this task is aborted (at shutdown); the
+/// connections' tasks go with it, so that a stopped member stops answering on them.
 pub async fn serve(
     me: u64,
     listener: TcpListener,
@@ -493,8 +503,14 @@ pub async fn serve(
     contact: Arc<LeaderContact>,
     staging: Arc<Staging>,
 ) {
+    // Dropped with this task: every connection task is aborted with it.
+    let mut conns = tokio::task::JoinSet::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = conns.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("peer accept failed: {e}");
@@ -507,7 +523,7 @@ pub async fn serve(
         let handler = handler.clone();
         let contact = contact.clone();
         let staging = staging.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             if let Err(e) = serve_conn(me, stream, raft, handler, contact, staging).await {
                 tracing::debug!(%peer, "peer connection ended: {e}");
             }
@@ -537,7 +553,7 @@ async fn serve_conn(
         _ => return Err(io::Error::other("peer did not say hello")),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-    let writer = tokio::spawn(async move {
+    let mut writer = AbortOnDrop(tokio::spawn(async move {
         let mut buf = Vec::with_capacity(16 * 1024);
         while let Some(frame) = rx.recv().await {
             // Everything already answered goes out in one write.
@@ -559,7 +575,7 @@ async fn serve_conn(
             buf.clear();
             buf.shrink_to(1024 * 1024);
         }
-    });
+    }));
     let mut carried_entries = false;
     // The snapshot being received, if any.
     let mut incoming: Option<Incoming> = None;
@@ -655,18 +671,30 @@ async fn serve_conn(
         // one of them usually asks first and no vote is split.
         let raft = raft.clone();
         let contact = contact.clone();
+        let term = raft.metrics().borrow_watched().current_term;
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20 + 40 * (me % 8))).await;
-            let led = raft.metrics().borrow_watched().state.is_leader();
-            if contact.lost() && !led {
+            let m = raft.metrics().borrow_watched().clone();
+            // A later term means another member already started an election: starting one
+            // more would only depose the leader it may have just become.
+            if contact.lost() && !m.state.is_leader() && m.current_term == term {
                 tracing::info!("the leader's connection closed: starting an election");
                 let _ = raft.trigger().elect(false).await;
             }
         });
     }
     drop(tx);
-    let _ = writer.await;
+    let _ = (&mut writer.0).await;
     result
+}
+
+/// A task aborted when its handle is dropped, as when the task that owns it is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Asks the member at `addr` whether it belongs to an initialized group; None when it cannot

@@ -121,17 +121,24 @@ async fn wait_for_leader(nodes: &BTreeMap<u64, Node>) -> u64 {
 }
 
 async fn wait_same_entries(nodes: &BTreeMap<u64, Node>, count: usize) {
-    for _ in 0..200 {
+    // Generous: a member catching up on tens of megabytes fsyncs them first, and CI machines
+    // are slow and shared.
+    for _ in 0..1200 {
         if nodes.values().all(|n| n.recorder.0.lock().len() >= count) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let mut logs = nodes.values().map(|n| n.recorder.0.lock().clone());
-    let first = logs.next().expect("a node");
-    assert_eq!(first.len(), count, "entries applied");
-    for other in logs {
-        assert!(other == first, "members applied different entries");
+    let logs: Vec<(u64, Vec<_>)> = nodes
+        .iter()
+        .map(|(id, n)| (*id, n.recorder.0.lock().clone()))
+        .collect();
+    let lengths: Vec<(u64, usize)> = logs.iter().map(|(id, l)| (*id, l.len())).collect();
+    let (_, first) = &logs[0];
+    for (id, other) in &logs {
+        assert_eq!(other.len(), count, "entries applied by each member: {lengths:?}");
+        let differs = first.iter().zip(other).position(|(a, b)| a != b);
+        assert!(differs.is_none(), "member {id} applied a different entry at {differs:?}");
     }
 }
 
