@@ -136,9 +136,16 @@ async fn wait_same_entries(nodes: &BTreeMap<u64, Node>, count: usize) {
     let lengths: Vec<(u64, usize)> = logs.iter().map(|(id, l)| (*id, l.len())).collect();
     let (_, first) = &logs[0];
     for (id, other) in &logs {
-        assert_eq!(other.len(), count, "entries applied by each member: {lengths:?}");
+        assert_eq!(
+            other.len(),
+            count,
+            "entries applied by each member: {lengths:?}"
+        );
         let differs = first.iter().zip(other).position(|(a, b)| a != b);
-        assert!(differs.is_none(), "member {id} applied a different entry at {differs:?}");
+        assert!(
+            differs.is_none(),
+            "member {id} applied a different entry at {differs:?}"
+        );
     }
 }
 
