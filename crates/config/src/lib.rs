@@ -34,6 +34,8 @@ pub const DEFAULT_CLIENT_PORT: u16 = 2181;
 pub const DEFAULT_JUTE_MAX_BUFFER: usize = 0xfffff;
 /// `preAllocSize` default: 64 MiB (zoo.cfg gives it in KiB).
 pub const DEFAULT_PRE_ALLOC_SIZE: u64 = 64 * 1024 * 1024;
+/// `ensemble.minFreeDiskSpaceMb` default: 64 MiB, one txn log preallocation.
+pub const DEFAULT_MIN_FREE_DISK_SPACE: u64 = 64 * 1024 * 1024;
 /// Smallest `autopurge.snapRetainCount` ZooKeeper allows; smaller values are raised.
 pub const MIN_SNAP_RETAIN_COUNT: u32 = 3;
 /// Largest server id allowed when `extendedTypesEnabled` (ZooKeeper's
@@ -153,6 +155,11 @@ pub struct Config {
     /// `preAllocSize`, converted from zoo.cfg's KiB to bytes; 0 = no
     /// preallocation; default [`DEFAULT_PRE_ALLOC_SIZE`].
     pub pre_alloc_size: u64,
+    /// `ensemble.minFreeDiskSpaceMb` (Ensemble's own key), converted to bytes: while
+    /// dataDir or dataLogDir has less space free than this, or is on a read-only file
+    /// system, client writes are refused (NotReadOnly) and reads still served; 0 turns
+    /// the space check off. Default [`DEFAULT_MIN_FREE_DISK_SPACE`].
+    pub min_free_disk_space: u64,
     /// `snapCount`: txns between snapshots; default 100000, minimum 2.
     pub snap_count: u64,
     /// `jute.maxbuffer`, bytes: the largest request frame (and znode data) a
@@ -272,6 +279,7 @@ impl Default for Config {
             local_sessions_upgrading_enabled: false,
             force_sync: true,
             pre_alloc_size: DEFAULT_PRE_ALLOC_SIZE,
+            min_free_disk_space: DEFAULT_MIN_FREE_DISK_SPACE,
             snap_count: 100_000,
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             super_digest: None,
@@ -964,6 +972,14 @@ impl Builder {
                 c.pre_alloc_size = u64::try_from(kb)
                     .ok()
                     .and_then(|kb| kb.checked_mul(1024))
+                    .ok_or_else(|| e.invalid(EXPECTED))?;
+            }
+            "ensemble.minFreeDiskSpaceMb" => {
+                const EXPECTED: &str = "a non-negative integer (megabytes, 0 = no check)";
+                let mb = e.int(java_long, 0, EXPECTED)?;
+                c.min_free_disk_space = u64::try_from(mb)
+                    .ok()
+                    .and_then(|mb| mb.checked_mul(1024 * 1024))
                     .ok_or_else(|| e.invalid(EXPECTED))?;
             }
             "snapCount" => {

@@ -511,6 +511,18 @@ fn pre_alloc_size_is_kilobytes_in_the_file_and_bytes_in_config() {
 }
 
 #[test]
+fn min_free_disk_space_is_megabytes_in_the_file_and_bytes_in_config() {
+    assert_eq!(with("").min_free_disk_space, 64 << 20);
+    assert_eq!(
+        with("ensemble.minFreeDiskSpaceMb=5").min_free_disk_space,
+        5 << 20
+    );
+    assert_eq!(with("ensemble.minFreeDiskSpaceMb=0").min_free_disk_space, 0);
+    let e = error_with("ensemble.minFreeDiskSpaceMb=-1");
+    assert!(e.contains("ensemble.minFreeDiskSpaceMb"), "{e}");
+}
+
+#[test]
 fn snap_count_below_two_is_raised_to_two() {
     let c = with("snapCount=1");
     assert_eq!(c.snap_count, 2);

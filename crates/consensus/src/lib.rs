@@ -541,6 +541,26 @@ impl Consensus {
         }
     }
 
+    /// Waits until the group stops on its own (a log write or read failed: openraft treats
+    /// storage errors as fatal) and returns why. Never returns after [`Consensus::shutdown`].
+    pub async fn failure(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            let state = metrics.borrow_watched().running_state.clone();
+            if let Err(fatal) = state {
+                if !self.inner.shut_down.load(Ordering::Acquire) {
+                    return fatal.to_string();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                if self.inner.shut_down.load(Ordering::Acquire) {
+                    return std::future::pending().await;
+                }
+                return "the consensus group stopped".to_string();
+            }
+        }
+    }
+
     /// This member's role now.
     pub fn role(&self) -> Role {
         let m = self.inner.raft.server_metrics();

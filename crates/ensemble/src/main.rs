@@ -217,7 +217,7 @@ fn run_server(path: Option<PathBuf>, log: &logging::LogOptions) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("{e}");
-                    return ExitCode::from(1);
+                    return ExitCode::from(e.exit_code());
                 }
             },
             signo = signals.next() => {
@@ -227,7 +227,14 @@ fn run_server(path: Option<PathBuf>, log: &logging::LogOptions) -> ExitCode {
         };
         tracing::info!("ensemble is ready on {}", server.local_addr());
         notify::notify("READY=1");
-        let signo = signals.next().await;
+        let signo = tokio::select! {
+            signo = signals.next() => signo,
+            why = server.failure() => {
+                tracing::error!("cannot go on, exiting: {why}");
+                notify::notify("STOPPING=1");
+                return ExitCode::from(1);
+            }
+        };
         tracing::info!("signal {signo}: shutting down (a second signal exits at once)");
         notify::notify("STOPPING=1");
         tokio::spawn(async move {

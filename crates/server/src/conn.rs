@@ -609,6 +609,22 @@ fn process_queue(
         }
         let reconfig =
             req.opcode == op::RECONFIG && shared.quorum && shared.config.reconfig_enabled;
+        if (is_write(req.opcode) || reconfig)
+            && req.opcode != op::CLOSE_SESSION
+            && shared.disk.refusing()
+        {
+            // No room to log it (crate::disk): refused, in order after the
+            // answers still owed.
+            if !pending.is_empty() {
+                break;
+            }
+            let Some(req) = queue.pop_front() else { break };
+            shared.touch(state.session_id);
+            let err = ensemble_proto::ErrorCode::NotReadOnly.code();
+            state.handle.send(read_only_reply(req.xid, shared, err));
+            state.stats.request_answered(req.received, false, true);
+            continue;
+        }
         if is_write(req.opcode) || reconfig {
             let Some(req) = queue.pop_front() else { break };
             shared.touch(state.session_id);

@@ -5,6 +5,7 @@
 mod admin;
 pub mod conn;
 mod containers;
+pub mod disk;
 mod fourlw;
 mod introspect;
 mod json;
@@ -61,6 +62,12 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot write to {key} {path}: {why}")]
+    DataDirNotWritable {
+        key: &'static str,
+        path: String,
+        why: String,
+    },
     #[error("consensus failed to start: {0}")]
     Consensus(String),
     #[error("cannot load the data directory: {0}")]
@@ -74,10 +81,12 @@ pub enum ServerError {
 }
 
 impl ServerError {
-    /// The exit code ZooKeeper uses for the same failure: 4 when the
-    /// AdminServer cannot start, 1 otherwise.
+    /// The exit code ZooKeeper uses for the same failure: 3 when a data
+    /// directory cannot be created or written, 4 when the AdminServer cannot
+    /// start, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
+            ServerError::DataDir { .. } | ServerError::DataDirNotWritable { .. } => 3,
             ServerError::Http {
                 what: "AdminServer",
                 ..
@@ -115,6 +124,8 @@ pub struct Shared {
     pub read_only_conns: Mutex<HashMap<u64, conn::ConnHandle>>,
     consensus: OnceLock<Consensus>,
     pub snapshotter: persist::Snapshotter,
+    /// Whether the data directories have room for client writes.
+    pub disk: disk::DiskGuard,
     /// Counters behind `srvr`, `stat` and `mntr`.
     pub stats: Arc<stats::ServerStats>,
     next_conn: AtomicU64,
@@ -259,10 +270,23 @@ impl Server {
     /// Binds the client port, starts the consensus group and the stages, and
     /// begins accepting clients.
     pub async fn start(config: Config) -> Result<Server, ServerError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
+        for (key, dir) in [
+            ("dataDir", config.data_dir.as_path()),
+            ("dataLogDir", config.txn_log_dir()),
+        ] {
+            std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            // As ZooKeeper, which will not start on a data directory it cannot write.
+            if let Some(why) = disk::unwritable(dir) {
+                return Err(ServerError::DataDirNotWritable {
+                    key,
+                    path: dir.display().to_string(),
+                    why,
+                });
+            }
+        }
         if !config.force_sync {
             warn!("forceSync=no: txns are acknowledged before they reach the disk");
         }
@@ -349,6 +373,7 @@ impl Server {
             }),
             consensus: OnceLock::new(),
             snapshotter: persist::Snapshotter::new(&config, stats.proposal_sizes.clone()),
+            disk: disk::DiskGuard::default(),
             stats,
             next_conn: AtomicU64::new(1),
             next_write: AtomicU32::new(1),
@@ -413,6 +438,8 @@ impl Server {
         .map_err(|e| ServerError::Consensus(e.to_string()))?;
         let _ = shared.consensus.set(consensus);
 
+        disk::look(&shared);
+        tokio::spawn(disk::disk_task(shared.clone()));
         tokio::spawn(pipeline::prep_task(shared.clone(), prep_rx));
         tokio::spawn(session_ticker(shared.clone()));
         tokio::spawn(containers::container_task(shared.clone()));
@@ -434,6 +461,14 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Waits until the server can no longer write (its consensus log failed, say on a
+    /// disk that filled up past `ensemble.minFreeDiskSpaceMb`) and returns why. As
+    /// ZooKeeper, whose log writer exits the server, the caller should exit: a restart
+    /// loads what is on disk and, while the disk is still full, serves reads.
+    pub async fn failure(&self) -> String {
+        self.shared.consensus().failure().await
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

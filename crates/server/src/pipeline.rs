@@ -193,10 +193,19 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
         }
         let time = shared.wall_clock_ms();
         let moved = shared.quorum && !shared.owners.lock().check(&req, consensus.server_id());
+        let client_write = req.reply.is_some() || req.from.is_some();
         if moved {
             // The session reconnected to another member: as ZooKeeper, the
             // write fails with SessionMoved through the log.
             req.txn = Some(TxnBody::error(ErrorCode::SessionMoved.code()));
+        } else if client_write
+            && req.txn.is_none()
+            && !matches!(req.opcode, op::CLOSE_SESSION | op::CREATE_SESSION)
+            && shared.disk.refusing()
+        {
+            // This member's disk has no room for it (crate::disk); the refusal
+            // is a few bytes in the log, in order with the session's writes.
+            req.txn = Some(TxnBody::error(ErrorCode::NotReadOnly.code()));
         } else if req.opcode == op::RECONFIG && req.txn.is_none() && shared.quorum {
             // Membership changes take a while; the outcome comes back here
             // as a decided txn.
