@@ -40,10 +40,6 @@ const EXACT: &[&str] = &[
     "flushDelay",
     "maxWriteQueuePollTime",
     "maxBatchSize",
-    "requestThrottleLimit",
-    "requestThrottleStallTime",
-    "requestThrottleDropStale",
-    "requestStaleLatencyCheck",
     "requestStaleConnectionCheck",
     "advancedFlowControlEnabled",
     "enableEagerACLCheck",
@@ -67,7 +63,6 @@ const EXACT: &[&str] = &[
     "learner.closeSocketAsync",
     "leader.closeSocketAsync",
     "learner.asyncSending",
-    "throttledOpWaitTime",
 ];
 
 /// Key families, matched by prefix. `group`/`weight` are hierarchical quorums

@@ -195,6 +195,25 @@ pub struct Config {
     pub enforce_quota: bool,
     /// `globalOutstandingLimit`: queued requests before throttling; default 1000.
     pub global_outstanding_limit: u32,
+    /// ZooKeeper's RequestThrottler: requests in process at most before the
+    /// next one waits; 0 (the default) = no limit. ZooKeeper reads the system
+    /// property `zookeeper.request_throttle_max_requests`, so zoo.cfg's
+    /// `request_throttle_max_requests` (and the documented name
+    /// `requestThrottleLimit`) set it.
+    pub request_throttle_max_requests: u32,
+    /// `request_throttle_stall_time` (`requestThrottleStallTime`), ms: how long a
+    /// waiting request sleeps before it looks again; default 100.
+    pub request_throttle_stall_time_ms: u64,
+    /// `request_throttle_drop_stale` (`requestThrottleDropStale`): a request
+    /// whose connection closed while it waited is dropped; default true.
+    pub request_throttle_drop_stale: bool,
+    /// `request_stale_latency_check` (`requestStaleLatencyCheck`): a request that
+    /// waited longer than its session timeout is stale too; default false.
+    pub request_stale_latency_check: bool,
+    /// `throttled_op_wait_time` (`throttledOpWaitTime`), ms: a request that waited
+    /// longer than this for the throttler is answered with Throttled (-127)
+    /// instead of being run; 0 (the default) = never.
+    pub throttled_op_wait_time_ms: u64,
     /// `dynamicConfigFile`: where the `server.N` lines live (already read).
     pub dynamic_config_file: Option<PathBuf>,
     /// The hex version suffix of `dynamicConfigFile` (`zoo.cfg.dynamic.100000000`).
@@ -293,6 +312,11 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             container_max_never_used_interval_ms: 0,
             global_outstanding_limit: 1000,
+            request_throttle_max_requests: 0,
+            request_throttle_stall_time_ms: 100,
+            request_throttle_drop_stale: true,
+            request_stale_latency_check: false,
+            throttled_op_wait_time_ms: 0,
             dynamic_config_file: None,
             dynamic_config_version: None,
             warnings: Vec::new(),
@@ -1002,6 +1026,27 @@ impl Builder {
                 let n = e.int(java_decode, 1, "a positive integer (requests)")?;
                 c.global_outstanding_limit =
                     u32::try_from(n).map_err(|_| e.invalid("a positive integer (requests)"))?;
+            }
+            "request_throttle_max_requests" | "requestThrottleLimit" => {
+                c.request_throttle_max_requests =
+                    e.u32(0, "a non-negative integer (requests, 0 = no limit)")?;
+            }
+            "request_throttle_stall_time" | "requestThrottleStallTime" => {
+                c.request_throttle_stall_time_ms =
+                    e.int(java_int, 1, "a positive integer (milliseconds)")? as u64;
+            }
+            "request_throttle_drop_stale" | "requestThrottleDropStale" => {
+                c.request_throttle_drop_stale = e.bool()?;
+            }
+            "request_stale_latency_check" | "requestStaleLatencyCheck" => {
+                c.request_stale_latency_check = e.bool()?;
+            }
+            "throttled_op_wait_time" | "throttledOpWaitTime" => {
+                c.throttled_op_wait_time_ms = e.int(
+                    java_int,
+                    0,
+                    "a non-negative integer (milliseconds, 0 = never)",
+                )? as u64;
             }
             "DigestAuthenticationProvider.superDigest" => {
                 if !e.value.contains(':') {

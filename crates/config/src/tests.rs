@@ -1094,3 +1094,39 @@ fn max_cnxns_is_the_total_connection_limit() {
     );
     assert!(error_with("maxCnxns=-1").starts_with("zoo.cfg:3: maxCnxns: invalid value '-1'"));
 }
+
+#[test]
+fn request_throttler_keys_take_the_system_property_names_and_the_documented_ones() {
+    let c = with("");
+    assert_eq!(c.request_throttle_max_requests, 0);
+    assert_eq!(c.request_throttle_stall_time_ms, 100);
+    assert!(c.request_throttle_drop_stale);
+    assert!(!c.request_stale_latency_check);
+    assert_eq!(c.throttled_op_wait_time_ms, 0);
+    let c = with(
+        "request_throttle_max_requests=20\nrequest_throttle_stall_time=5\n\
+         request_throttle_drop_stale=false\nthrottled_op_wait_time=300\n\
+         request_stale_latency_check=true",
+    );
+    assert_eq!(c.request_throttle_max_requests, 20);
+    assert_eq!(c.request_throttle_stall_time_ms, 5);
+    assert!(!c.request_throttle_drop_stale);
+    assert!(c.request_stale_latency_check);
+    assert_eq!(c.throttled_op_wait_time_ms, 300);
+    // ZooKeeper reads zookeeper.request_throttle_max_requests.
+    assert_eq!(
+        c.system_properties
+            .get("zookeeper.request_throttle_max_requests")
+            .map(String::as_str),
+        Some("20")
+    );
+    let c = with("requestThrottleLimit=7\nthrottledOpWaitTime=9");
+    assert_eq!(c.request_throttle_max_requests, 7);
+    assert_eq!(c.throttled_op_wait_time_ms, 9);
+    assert!(c
+        .warnings
+        .iter()
+        .all(|w| !w.contains("requestThrottleLimit")));
+    assert!(error_with("request_throttle_stall_time=0")
+        .starts_with("zoo.cfg:3: request_throttle_stall_time: invalid value '0'"));
+}

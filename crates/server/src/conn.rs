@@ -8,19 +8,22 @@ use crate::pipeline::{ReplyKind, WriteReq};
 use crate::reads;
 use crate::session::session_password;
 use crate::stats::{ConnGuard, ConnStats, SentBatch, ServerStats};
+use crate::throttle::Admission;
 use crate::Shared;
 use bytes::{Buf, Bytes, BytesMut};
 use ensemble_proto::{op, ConnectRequest, ConnectResponse, CreateSessionTxn, Id, Jute, Reader};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
 use tracing::{debug, info, warn};
 
 /// What the writer task of a connection is told.
@@ -110,6 +113,27 @@ pub struct Request {
 struct Pending {
     received: Instant,
     txn: bool,
+    /// The request's RequestThrottler slot, freed with its answer.
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// The head of the queue's wait for a RequestThrottler slot.
+#[derive(Default)]
+struct Gate {
+    waiting: Option<Pin<Box<dyn Future<Output = Admission> + Send>>>,
+    ready: Option<Admission>,
+}
+
+/// What the head of the queue may do now.
+enum Slot {
+    /// Run, holding this slot (None without a throttler).
+    Go(Option<OwnedSemaphorePermit>),
+    /// Wait for a slot.
+    Wait,
+    /// It waited too long: answer Throttled.
+    Throttled,
+    /// It waited longer than its session timeout: close the connection.
+    Stale,
 }
 
 fn is_write(opcode: i32) -> bool {
@@ -249,10 +273,20 @@ async fn read_frame(
     }
 }
 
-async fn reader_task(mut rd: OwnedReadHalf, max: usize, tx: mpsc::Sender<Result<Bytes, ReadEnd>>) {
+/// Reads frames until the connection ends; while `pause` is true (the server
+/// has more requests outstanding than `globalOutstandingLimit`) it reads nothing.
+async fn reader_task(
+    mut rd: OwnedReadHalf,
+    max: usize,
+    tx: mpsc::Sender<Result<Bytes, ReadEnd>>,
+    mut pause: watch::Receiver<bool>,
+) {
     let mut buf = BytesMut::new();
     let mut chunk = FIRST_READ;
     loop {
+        if *pause.borrow_and_update() && pause.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
         let r = read_frame(&mut rd, &mut buf, &mut chunk, max).await;
         let end = r.is_err();
         if tx.send(r).await.is_err() || end {
@@ -330,7 +364,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     };
 
     let (frame_tx, mut frame_rx) = mpsc::channel(1024);
-    let reader = tokio::spawn(reader_task(rd, max, frame_tx));
+    let (pause_tx, pause_rx) = watch::channel(false);
+    let reader = tokio::spawn(reader_task(rd, max, frame_tx, pause_rx));
 
     let mut state = ConnState {
         handle: handle.clone(),
@@ -347,11 +382,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let mut established = false;
     let mut queue: VecDeque<Request> = VecDeque::new();
     let mut overflowed = false;
+    let mut gate = Gate::default();
 
     match handshake(&shared, &mut state, &connect) {
         Handshake::Pending => pending.push_back(Pending {
             received: connect_received,
             txn: true,
+            _slot: None,
         }),
         Handshake::Done => {
             // As ZooKeeper, a resumed session is no timed request.
@@ -367,8 +404,20 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     }
 
     loop {
+        // As ZooKeeper's disableRecv/enableRecv: checked after each request in
+        // and each answer out of this connection.
+        let stop_reading = shared
+            .throttle
+            .stop_reading(&shared.stats, queue.len() + pending.len());
+        if *pause_tx.borrow() != stop_reading {
+            pause_tx.send_replace(stop_reading);
+        }
         tokio::select! {
-            frame = frame_rx.recv() => {
+            admission = async { gate.waiting.as_mut().expect("guarded").await }, if gate.waiting.is_some() => {
+                gate.waiting = None;
+                gate.ready = Some(admission);
+            }
+            frame = frame_rx.recv(), if !stop_reading => {
                 match frame {
                     Some(Ok(b)) => {
                         let received = state.stats.request_frame_received(&b);
@@ -412,12 +461,15 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         if !established && pending.is_empty() {
             break;
         }
-        if established && !process_queue(&shared, &mut state, &mut queue, &mut pending) {
+        if established && !process_queue(&shared, &mut state, &mut queue, &mut pending, &mut gate) {
             break;
         }
     }
 
     reader.abort();
+    if shared.throttle.enabled() && !queue.is_empty() {
+        stale_requests(&shared, &state, queue);
+    }
     if shared.connection_closed(&state) && shared.quorum && !state.read_only {
         shared.submit_write(WriteReq::internal(
             state.session_id,
@@ -593,6 +645,7 @@ fn process_queue(
     state: &mut ConnState,
     queue: &mut VecDeque<Request>,
     pending: &mut VecDeque<Pending>,
+    gate: &mut Gate,
 ) -> bool {
     while let Some(req) = queue.front() {
         if state.read_only && (is_write(req.opcode) || req.opcode == op::SYNC) {
@@ -626,6 +679,15 @@ fn process_queue(
             continue;
         }
         if is_write(req.opcode) || reconfig {
+            let slot = match take_slot(shared, state, gate, req) {
+                Slot::Go(slot) => slot,
+                Slot::Wait => break,
+                Slot::Throttled => {
+                    throttled(shared, state, queue);
+                    continue;
+                }
+                Slot::Stale => return false,
+            };
             let Some(req) = queue.pop_front() else { break };
             shared.touch(state.session_id);
             let kind = if req.opcode == op::CLOSE_SESSION {
@@ -652,12 +714,22 @@ fn process_queue(
             pending.push_back(Pending {
                 received: req.received,
                 txn: true,
+                _slot: slot,
             });
             continue;
         }
         if !pending.is_empty() {
             break;
         }
+        let slot = match take_slot(shared, state, gate, req) {
+            Slot::Go(slot) => slot,
+            Slot::Wait => break,
+            Slot::Throttled => {
+                throttled(shared, state, queue);
+                continue;
+            }
+            Slot::Stale => return false,
+        };
         let Some(req) = queue.pop_front() else { break };
         shared.touch(state.session_id);
         if req.opcode == op::SYNC && shared.quorum {
@@ -665,12 +737,14 @@ fn process_queue(
             pending.push_back(Pending {
                 received: req.received,
                 txn: false,
+                _slot: slot,
             });
             sync_through_leader(shared.clone(), state.handle.clone(), req);
             continue;
         }
         let (received, opcode) = (req.received, req.opcode);
         let ok = reads::handle(shared, state, req);
+        drop(slot);
         // Auth and SASL packets skip ZooKeeper's pipeline and its latency.
         let timed = opcode != op::AUTH && opcode != op::SASL;
         state.stats.request_answered(received, false, timed);
@@ -682,6 +756,105 @@ fn process_queue(
         }
     }
     true
+}
+
+/// Whether the request at the head of the queue may run now, waits for a
+/// RequestThrottler slot, or was throttled or found stale while it waited.
+fn take_slot(shared: &Arc<Shared>, state: &ConnState, gate: &mut Gate, req: &Request) -> Slot {
+    match gate.ready.take() {
+        Some(Admission::Run(p)) => return Slot::Go(Some(p)),
+        Some(Admission::Throttled(_)) => return Slot::Throttled,
+        Some(Admission::Stale) => {
+            warn!(
+                peer = %state.peer,
+                session = format_args!("0x{:x}", state.session_id),
+                "closing connection: a request waited for the request throttler longer than the session timeout"
+            );
+            return Slot::Stale;
+        }
+        None => {}
+    }
+    if gate.waiting.is_some() {
+        return Slot::Wait;
+    }
+    if let Some(slot) = shared.throttle.try_admit(req.opcode, &shared.stats) {
+        return Slot::Go(slot);
+    }
+    let timeout = shared
+        .sessions
+        .lock()
+        .get(state.session_id)
+        .map(|s| s.timeout_ms)
+        .unwrap_or(0);
+    gate.waiting = Some(Box::pin(shared.throttle.admit(
+        req.opcode,
+        req.received,
+        Duration::from_millis(timeout.max(0) as u64),
+        shared.stats.clone(),
+    )));
+    Slot::Wait
+}
+
+/// Answers the head of the queue with Throttled (-127), not running it, as
+/// ZooKeeper's FinalRequestProcessor answers a request marked throttled.
+fn throttled(shared: &Shared, state: &ConnState, queue: &mut VecDeque<Request>) {
+    if let Some(req) = queue.pop_front() {
+        let err = ensemble_proto::ErrorCode::Throttled.code();
+        state.handle.send(read_only_reply(req.xid, shared, err));
+        state.stats.request_answered(req.received, false, true);
+    }
+}
+
+/// The connection closed while requests waited for the RequestThrottler.
+/// With `request_throttle_drop_stale` they are dropped (counted once, as
+/// ZooKeeper drops the first and the rest of the connection's requests with
+/// it); without, its writes still run, in order, unanswered.
+fn stale_requests(shared: &Arc<Shared>, state: &ConnState, queue: VecDeque<Request>) {
+    if shared.throttle.drop_stale {
+        shared.stats.stale_requests_dropped.fetch_add(1, Relaxed);
+        debug!(
+            session = format_args!("0x{:x}", state.session_id),
+            "dropped {} requests of a closed connection",
+            queue.len()
+        );
+        return;
+    }
+    let shared = shared.clone();
+    let (session_id, auth) = (state.session_id, state.auth.clone());
+    tokio::spawn(async move {
+        for req in queue {
+            if !is_write(req.opcode) {
+                continue;
+            }
+            shared.stats.stale_requests.fetch_add(1, Relaxed);
+            let admission = shared.throttle.admit(
+                req.opcode,
+                req.received,
+                Duration::MAX,
+                shared.stats.clone(),
+            );
+            let slot = match admission.await {
+                Admission::Run(p) => p,
+                Admission::Throttled(_) | Admission::Stale => continue,
+            };
+            let (done, settled) = oneshot::channel();
+            shared.submit_write(WriteReq {
+                session_id,
+                cxid: req.xid,
+                opcode: req.opcode,
+                body: req.body,
+                auth: auth.clone(),
+                reply: None,
+                done: Some(done),
+                from: None,
+                txn: None,
+            });
+            tokio::spawn(async move {
+                let _ = settled.await;
+                drop(slot);
+            });
+        }
+    });
 }
 
 /// A request answered elsewhere got its answer (they are answered in order).

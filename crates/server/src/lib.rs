@@ -19,6 +19,7 @@ mod reads;
 mod reconfig;
 pub mod session;
 pub mod stats;
+mod throttle;
 pub mod watches;
 
 use bytes::Bytes;
@@ -128,6 +129,8 @@ pub struct Shared {
     pub disk: disk::DiskGuard,
     /// Counters behind `srvr`, `stat` and `mntr`.
     pub stats: Arc<stats::ServerStats>,
+    /// `globalOutstandingLimit` and the RequestThrottler.
+    pub throttle: throttle::Throttle,
     next_conn: AtomicU64,
     /// Numbers the txns of client writes made here (see [`Shared::write_cxid`]).
     next_write: AtomicU32,
@@ -375,6 +378,7 @@ impl Server {
             snapshotter: persist::Snapshotter::new(&config, stats.proposal_sizes.clone()),
             disk: disk::DiskGuard::default(),
             stats,
+            throttle: throttle::Throttle::new(&config),
             next_conn: AtomicU64::new(1),
             next_write: AtomicU32::new(1),
             per_ip: Mutex::new(HashMap::new()),

@@ -41,7 +41,6 @@ const ZERO_COUNTERS: &[&str] = &[
     "proposal_count",
     "quit_leading_due_to_disloyal_voter",
     "request_commit_queued",
-    "request_throttle_wait_count",
     "requests_not_forwarded_to_commit_processor",
     "response_packet_cache_hits",
     "response_packet_cache_misses",
@@ -52,10 +51,7 @@ const ZERO_COUNTERS: &[&str] = &[
     "skip_learner_request_to_next_processor_count",
     "snap_count",
     "stale_replies",
-    "stale_requests",
-    "stale_requests_dropped",
     "sync_processor_request_queued",
-    "throttled_ops",
     "tls_handshake_exceeded",
     "unrecoverable_error_count",
     "unsuccessful_handshake",
@@ -112,7 +108,6 @@ const ZERO_PERCENTILE_SUMMARIES: &[&str] = &[
     "quorum_ack_latency",
     "read_commitproc_time_ms",
     "read_final_proc_time_ms",
-    "request_throttle_queue_time_ms",
     "server_write_committed_time_ms",
     "sync_processor_queue_and_flush_time_ms",
     "sync_processor_queue_flush_time_ms",
@@ -408,6 +403,16 @@ pub fn report(shared: &Shared, mode: &str) -> Report {
         stats.sessions_expired.load(Relaxed),
     );
     out.counter("watch_bytes", stats.watch_bytes());
+    out.counter(
+        "request_throttle_wait_count",
+        stats.request_throttle_wait_count.load(Relaxed),
+    );
+    out.counter("stale_requests", stats.stale_requests.load(Relaxed));
+    out.counter(
+        "stale_requests_dropped",
+        stats.stale_requests_dropped.load(Relaxed),
+    );
+    out.counter("throttled_ops", stats.throttled_ops.load(Relaxed));
     for name in ZERO_COUNTERS {
         out.counter(name, 0);
     }
@@ -446,6 +451,11 @@ pub fn report(shared: &Shared, mode: &str) -> Report {
     let advanced = Detail::Advanced;
     out.summary("readlatency", advanced, Some(&stats.read_latency));
     out.summary("updatelatency", advanced, Some(&stats.update_latency));
+    out.summary(
+        "request_throttle_queue_time_ms",
+        advanced,
+        Some(&stats.request_throttle_queue_time),
+    );
     for name in ZERO_PERCENTILE_SUMMARIES {
         out.summary(name, advanced, None);
     }

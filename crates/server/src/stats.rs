@@ -580,6 +580,14 @@ pub struct ServerStats {
     /// Sessions expired by this member (as leader).
     pub sessions_expired: AtomicU64,
     pub looking_count: AtomicU64,
+    /// The RequestThrottler's counters (see `throttle`): requests answered
+    /// Throttled, waits of a stall time, requests run or dropped after their
+    /// connection closed, and the time requests waited for a slot.
+    pub throttled_ops: AtomicU64,
+    pub request_throttle_wait_count: AtomicU64,
+    pub stale_requests: AtomicU64,
+    pub stale_requests_dropped: AtomicU64,
+    pub request_throttle_queue_time: PercentileSummary,
     /// `sync`s waiting for the leader's read index on the leader.
     pub pending_syncs: AtomicI64,
     pub snapshot_time: PercentileSummary,
@@ -655,6 +663,11 @@ impl ServerStats {
             connection_requests: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
             looking_count: AtomicU64::new(0),
+            throttled_ops: AtomicU64::new(0),
+            request_throttle_wait_count: AtomicU64::new(0),
+            stale_requests: AtomicU64::new(0),
+            stale_requests_dropped: AtomicU64::new(0),
+            request_throttle_queue_time: PercentileSummary::new(),
             pending_syncs: AtomicI64::new(0),
             snapshot_time: PercentileSummary::new(),
             db_init_time: PercentileSummary::new(),
@@ -683,6 +696,10 @@ impl ServerStats {
             &self.connection_requests,
             &self.sessions_expired,
             &self.looking_count,
+            &self.throttled_ops,
+            &self.request_throttle_wait_count,
+            &self.stale_requests,
+            &self.stale_requests_dropped,
         ] {
             counter.store(0, Relaxed);
         }
@@ -695,6 +712,7 @@ impl ServerStats {
             &self.election_time,
             &self.unavailable_time,
             &self.leader_unavailable_time,
+            &self.request_throttle_queue_time,
         ] {
             summary.reset();
         }
