@@ -33,13 +33,13 @@ def request(xid, opcode, body):
 def word(server, w, timeout=10.0):
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as s:
         s.sendall(w.encode())
-        data = b""
+        chunks = []
         while True:
-            chunk = s.recv(65536)
+            chunk = s.recv(1 << 20)
             if not chunk:
                 break
-            data += chunk
-    return data.decode()
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def mntr(server):
@@ -249,3 +249,86 @@ def test_requests_of_a_closed_connection_are_dropped_when_stale(kind, drop_stale
         still_serving(s)
     finally:
         s.close()
+
+
+# --- Many watches --------------------------------------------------------------
+
+WATCHES = int(os.environ.get("ENSEMBLE_LIMITS_WATCHES", "500000"))
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def set_watches(conn, exist_paths, xid=-8):
+    """setWatches (101) with `exist_paths` as exists watches: on paths that
+    do not exist, each becomes a watch in the data table."""
+    vec = struct.pack(">i", len(exist_paths)) + b"".join(zkwire.ustr(p) for p in exist_paths)
+    empty = struct.pack(">i", 0)
+    return conn.request(xid, 101, struct.pack(">q", 0) + empty + vec + empty)
+
+
+def watch_many(server, sessions, per_session):
+    conns = []
+    for k in range(sessions):
+        c = zkwire.Conn(server.port, timeout=60)
+        c.handshake()
+        for start in range(0, per_session, 40_000):
+            paths = [f"/w{k}/n{i}" for i in range(start, min(per_session, start + 40_000))]
+            assert set_watches(c, paths)[2] == 0
+        conns.append(c)
+    return conns
+
+
+def wchs_total(server):
+    text = word(server, "wchs")
+    return int(text.split("Total watches:")[1].split()[0])
+
+
+def test_many_watches_fire_list_and_go_away_with_their_sessions(ensemble):
+    """4 sessions set WATCHES exists watches (half a million unless
+    ENSEMBLE_LIMITS_WATCHES says otherwise) with setWatches, as a client
+    does on reconnect. They cost under 300 bytes each; one create fires
+    exactly one of them, on the right session; wchs, wchc and wchp answer;
+    closing the sessions' connections removes them all, and a second round
+    costs no more memory than the first."""
+    sessions, per = 4, WATCHES // 4
+    base = vm_rss_kib(ensemble.proc.pid)
+    peaks = []
+    for round_ in range(2):
+        conns = watch_many(ensemble, sessions, per)
+        assert wchs_total(ensemble) == sessions * per
+        grown = (vm_rss_kib(ensemble.proc.pid) - base) * 1024
+        peaks.append(grown)
+        assert grown < 300 * sessions * per, f"{grown / (sessions * per):.0f} bytes per watch"
+        if round_ == 0:
+            k = KazooClient(hosts=ensemble.hosts, timeout=10)
+            k.start(timeout=15)
+            k.create("/w2/n123", makepath=True)
+            xid, _, _, body = conns[2].reply()
+            (etype, _state) = struct.unpack(">ii", body[:8])
+            assert (xid, etype, body[12:].decode()) == (-1, 1, "/w2/n123")
+            k.delete("/w2", recursive=True)
+            k.stop()
+            k.close()
+            # No other session was told.
+            assert conns[0].is_closed(0.3) is False
+            assert wchs_total(ensemble) == sessions * per - 1
+            started = time.time()
+            wchc = word(ensemble, "wchc", timeout=60)
+            wchp = word(ensemble, "wchp", timeout=60)
+            assert wchc.count("\n\t/w") == sessions * per - 1
+            assert wchp.count("\n\t0x") == sessions * per - 1
+            assert time.time() - started < 30
+        for c in conns:
+            c.close()
+        deadline = time.time() + 10
+        while wchs_total(ensemble) != 0 and time.time() < deadline:
+            time.sleep(0.1)
+        assert wchs_total(ensemble) == 0
+    assert peaks[1] < peaks[0] * 1.25 + 20 * 1024 * 1024, peaks
+    still_serving(ensemble)

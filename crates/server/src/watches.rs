@@ -11,7 +11,9 @@ use ensemble_proto::Jute;
 use ensemble_proto::{
     event_type, keeper_state, watcher_type, xid, ReplyHeader, WatcherEvent, Writer,
 };
+use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Watch modes, as bits of a set.
 pub const STANDARD: u8 = 1;
@@ -37,55 +39,84 @@ pub fn notification(event: i32, path: &str, zxid: i64) -> Bytes {
     w.finish_frame()
 }
 
+/// The connections watching one path with their modes: almost always one,
+/// held inline.
+type Watchers = SmallVec<[(u64, u8); 1]>;
+
+/// One table's watches. A path is stored once (an `Arc<str>` shared by both
+/// indexes) and a connection's handle once, so a watch costs about 100 bytes.
 #[derive(Default)]
 struct Table {
-    by_path: HashMap<String, HashMap<u64, (ConnHandle, u8)>>,
-    /// Connection -> paths it watches in this table.
-    by_conn: HashMap<u64, HashSet<String>>,
+    by_path: HashMap<Arc<str>, Watchers>,
+    /// Connection -> its handle and the paths it watches in this table.
+    by_conn: HashMap<u64, ConnWatches>,
     /// Recursive watches present: when zero, parents need not be visited.
     recursive: usize,
+    /// (connection, path) pairs in all.
+    count: usize,
+}
+
+struct ConnWatches {
+    conn: ConnHandle,
+    paths: HashSet<Arc<str>>,
 }
 
 impl Table {
     fn add(&mut self, path: &str, conn: &ConnHandle, mode: u8) {
-        let entry = self
-            .by_path
-            .entry(path.to_string())
-            .or_default()
-            .entry(conn.id)
-            .or_insert_with(|| (conn.clone(), 0));
-        if mode == PERSISTENT_RECURSIVE && entry.1 & PERSISTENT_RECURSIVE == 0 {
+        let key = match self.by_path.get_key_value(path) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(path),
+        };
+        let watchers = self.by_path.entry(key.clone()).or_default();
+        let old = match watchers.iter_mut().find(|(id, _)| *id == conn.id) {
+            Some(e) => {
+                let old = e.1;
+                e.1 |= mode;
+                old
+            }
+            None => {
+                watchers.push((conn.id, mode));
+                self.by_conn
+                    .entry(conn.id)
+                    .or_insert_with(|| ConnWatches {
+                        conn: conn.clone(),
+                        paths: HashSet::new(),
+                    })
+                    .paths
+                    .insert(key);
+                self.count += 1;
+                0
+            }
+        };
+        if mode == PERSISTENT_RECURSIVE && old & PERSISTENT_RECURSIVE == 0 {
             self.recursive += 1;
         }
-        entry.1 |= mode;
-        self.by_conn
-            .entry(conn.id)
-            .or_default()
-            .insert(path.to_string());
     }
 
     fn modes(&self, path: &str, conn_id: u64) -> u8 {
         self.by_path
             .get(path)
-            .and_then(|m| m.get(&conn_id))
+            .and_then(|w| w.iter().find(|(id, _)| *id == conn_id))
             .map(|e| e.1)
             .unwrap_or(0)
     }
 
     fn forget(&mut self, path: &str, conn_id: u64) {
-        if let Some(m) = self.by_path.get_mut(path) {
-            if let Some((_, modes)) = m.remove(&conn_id) {
+        if let Some(w) = self.by_path.get_mut(path) {
+            if let Some(i) = w.iter().position(|(id, _)| *id == conn_id) {
+                let (_, modes) = w.swap_remove(i);
                 if modes & PERSISTENT_RECURSIVE != 0 {
                     self.recursive -= 1;
                 }
+                self.count -= 1;
             }
-            if m.is_empty() {
+            if w.is_empty() {
                 self.by_path.remove(path);
             }
         }
-        if let Some(paths) = self.by_conn.get_mut(&conn_id) {
-            paths.remove(path);
-            if paths.is_empty() {
+        if let Some(c) = self.by_conn.get_mut(&conn_id) {
+            c.paths.remove(path);
+            if c.paths.is_empty() {
                 self.by_conn.remove(&conn_id);
             }
         }
@@ -110,21 +141,29 @@ impl Table {
             if old & PERSISTENT_RECURSIVE != 0 && new & PERSISTENT_RECURSIVE == 0 {
                 self.recursive -= 1;
             }
-            if let Some(e) = self.by_path.get_mut(path).and_then(|m| m.get_mut(&conn_id)) {
+            if let Some(e) = self
+                .by_path
+                .get_mut(path)
+                .and_then(|w| w.iter_mut().find(|(id, _)| *id == conn_id))
+            {
                 e.1 = new;
             }
         }
         true
     }
 
+    fn handle(&self, conn_id: u64) -> Option<ConnHandle> {
+        self.by_conn.get(&conn_id).map(|c| c.conn.clone())
+    }
+
     /// The connections an event on `path` notifies: any mode on the path
     /// itself (one-shot modes are consumed), recursive modes on its parents.
     fn trigger(&mut self, path: &str) -> Vec<ConnHandle> {
-        let mut out = Vec::new();
+        let mut ids = Vec::new();
         let mut consumed = Vec::new();
-        if let Some(m) = self.by_path.get_mut(path) {
-            for (id, (conn, modes)) in m.iter_mut() {
-                out.push(conn.clone());
+        if let Some(w) = self.by_path.get_mut(path) {
+            for (id, modes) in w.iter_mut() {
+                ids.push(*id);
                 if *modes & STANDARD != 0 {
                     *modes &= !STANDARD;
                     if *modes == 0 {
@@ -133,6 +172,7 @@ impl Table {
                 }
             }
         }
+        let mut out: Vec<ConnHandle> = ids.into_iter().filter_map(|id| self.handle(id)).collect();
         for id in consumed {
             self.forget(path, id);
         }
@@ -140,10 +180,10 @@ impl Table {
             let mut p = path;
             while let Some(i) = p.rfind('/') {
                 p = if i == 0 { "/" } else { &p[..i] };
-                if let Some(m) = self.by_path.get(p) {
-                    for (conn, modes) in m.values() {
+                if let Some(w) = self.by_path.get(p) {
+                    for (id, modes) in w {
                         if modes & PERSISTENT_RECURSIVE != 0 {
-                            out.push(conn.clone());
+                            out.extend(self.handle(*id));
                         }
                     }
                 }
@@ -156,24 +196,31 @@ impl Table {
     }
 
     fn remove_conn(&mut self, conn_id: u64) {
-        if let Some(paths) = self.by_conn.remove(&conn_id) {
-            for p in paths {
-                if let Some(m) = self.by_path.get_mut(&p) {
-                    if let Some((_, modes)) = m.remove(&conn_id) {
-                        if modes & PERSISTENT_RECURSIVE != 0 {
-                            self.recursive -= 1;
-                        }
+        let Some(c) = self.by_conn.remove(&conn_id) else {
+            return;
+        };
+        for p in c.paths {
+            if let Some(w) = self.by_path.get_mut(&p) {
+                if let Some(i) = w.iter().position(|(id, _)| *id == conn_id) {
+                    let (_, modes) = w.swap_remove(i);
+                    if modes & PERSISTENT_RECURSIVE != 0 {
+                        self.recursive -= 1;
                     }
-                    if m.is_empty() {
-                        self.by_path.remove(&p);
-                    }
+                    self.count -= 1;
+                }
+                if w.is_empty() {
+                    self.by_path.remove(&p);
                 }
             }
+        }
+        // A table that held millions of watches gives its memory back.
+        if self.by_path.capacity() > 4096 && self.by_path.len() < self.by_path.capacity() / 4 {
+            self.by_path.shrink_to_fit();
         }
     }
 
     fn count(&self) -> usize {
-        self.by_conn.values().map(|s| s.len()).sum()
+        self.count
     }
 }
 
@@ -329,8 +376,8 @@ impl WatchManager {
             .data
             .by_conn
             .iter()
-            .map(|(id, paths)| {
-                let mut paths: Vec<String> = paths.iter().cloned().collect();
+            .map(|(id, c)| {
+                let mut paths: Vec<String> = c.paths.iter().map(|p| p.to_string()).collect();
                 paths.sort_unstable();
                 (*id, paths)
             })
@@ -346,10 +393,10 @@ impl WatchManager {
             .data
             .by_path
             .iter()
-            .map(|(path, conns)| {
-                let mut ids: Vec<u64> = conns.keys().copied().collect();
+            .map(|(path, w)| {
+                let mut ids: Vec<u64> = w.iter().map(|(id, _)| *id).collect();
                 ids.sort_unstable();
-                (path.clone(), ids)
+                (path.to_string(), ids)
             })
             .collect();
         out.sort_unstable();
