@@ -332,3 +332,205 @@ def test_many_watches_fire_list_and_go_away_with_their_sessions(ensemble):
         assert wchs_total(ensemble) == 0
     assert peaks[1] < peaks[0] * 1.25 + 20 * 1024 * 1024, peaks
     still_serving(ensemble)
+
+
+# --- Huge multis ---------------------------------------------------------------
+
+
+def multi_body(ops):
+    """ops: [(opcode, body)] -> a MultiRequest."""
+    parts = [struct.pack(">i?i", opcode, False, -1) + body for opcode, body in ops]
+    return b"".join(parts) + struct.pack(">i?i", -1, True, -1)
+
+
+def multi_errors(body):
+    """The per-op error codes of a MultiResponse of creates (0 for OK)."""
+    errs, pos = [], 0
+    while True:
+        t, done, err = struct.unpack(">i?i", body[pos:pos + 9])
+        pos += 9
+        if done:
+            return errs
+        if t == -1:
+            (e,) = struct.unpack(">i", body[pos:pos + 4])
+            pos += 4
+            errs.append(e)
+        else:
+            (n,) = struct.unpack(">i", body[pos:pos + 4])
+            pos += 4 + n
+            errs.append(0)
+
+
+BIG_BUFFER = 8 * 1024 * 1024
+
+
+def big_buffer_server(kind, cfg=""):
+    if kind == "ensemble":
+        return Server(kind, extra_cfg=f"jute.maxbuffer={BIG_BUFFER}\n{cfg}").start()
+    return Server(kind, extra_cfg=cfg, jvm_flags=f"-Djute.maxbuffer={BIG_BUFFER}").start()
+
+
+def test_a_multi_of_100k_creates_and_a_failing_one_match_zookeeper():
+    """With jute.maxbuffer at 8 MB on both servers: a multi of 100,000
+    creates (5.8 MB) commits whole; the same multi with one op that fails
+    rolls back whole, with the same per-op codes as ZooKeeper; a frame past
+    jute.maxbuffer closes the connection on both, which keep serving."""
+    ops = [(1, create_body(f"/m/n{i:06d}")) for i in range(100_000)]
+    outcomes = {}
+    for kind in ("ensemble", "zookeeper"):
+        s = big_buffer_server(kind)
+        try:
+            c = zkwire.Conn(s.port, timeout=120)
+            c.handshake()
+            assert c.request(1, 1, create_body("/m"))[2] == 0
+            body = multi_body(ops)
+            assert 5_000_000 < len(body) < BIG_BUFFER
+            _, _, err, rsp = c.request(2, 14, body)
+            assert err == 0
+            assert multi_errors(rsp) == [0] * 100_000
+            # The same again: the first op fails (NodeExists), nothing changes.
+            _, _, err, rsp = c.request(3, 14, body)
+            failed = multi_errors(rsp)
+            k = KazooClient(hosts=s.hosts, timeout=30)
+            k.start(timeout=15)
+            assert len(k.get_children("/m")) == 100_000
+            k.stop()
+            k.close()
+            c.send(struct.pack(">i", BIG_BUFFER + 1) + b"\0" * 1024)
+            assert c.is_closed(10)
+            outcomes[kind] = (err, failed[:3], set(failed[3:]), len(failed))
+            still_serving(s)
+        finally:
+            s.close()
+    assert outcomes["ensemble"] == outcomes["zookeeper"]
+    assert outcomes["ensemble"][1][0] == -110
+
+
+def test_a_multi_just_under_jute_maxbuffer_commits_and_one_byte_more_closes(kind):
+    """Default jute.maxbuffer (0xfffff): a multi whose frame is exactly the
+    limit commits; one byte more and the connection is closed."""
+    s = Server(kind).start()
+    try:
+        limit = 0xFFFFF
+        head = struct.pack(">ii", 1, 14)
+        overhead = len(head) + len(multi_body([(1, create_body("/big"))]))
+        data = b"d" * (limit - overhead)
+        frame_body = head + multi_body([(1, create_body("/big", data))])
+        assert len(frame_body) == limit
+        c = zkwire.Conn(s.port, timeout=30)
+        c.handshake()
+        c.send(zkwire.frame(frame_body))
+        _, _, err, rsp = c.reply()
+        assert (err, multi_errors(rsp)) == (0, [0])
+        c2 = zkwire.Conn(s.port, timeout=30)
+        c2.handshake()
+        over = head + multi_body([(1, create_body("/big2", data + b"x"))])
+        try:
+            c2.send(zkwire.frame(over))
+        except OSError:
+            pass
+        assert c2.is_closed(10)
+        k = KazooClient(hosts=s.hosts, timeout=30)
+        k.start(timeout=15)
+        assert len(k.get("/big")[0]) == len(data)
+        assert k.exists("/big2") is None
+        k.stop()
+    finally:
+        s.close()
+
+
+# --- Deep and long paths -------------------------------------------------------
+
+DEPTH = 1000
+
+
+def deep_paths(depth):
+    return ["/d" + "/d" * i for i in range(depth)]
+
+
+def cli(server, *args):
+    """One command of `ensemble cli`, or of zkCli.sh for ZooKeeper: its
+    output (stdout and stderr)."""
+    import subprocess
+    from conftest import ZK_HOME, ensemble_bin
+
+    if server.kind == "ensemble":
+        cmd = [ensemble_bin(), "cli", "-server", server.hosts, *args]
+    else:
+        cmd = [os.path.join(ZK_HOME, "bin", "zkCli.sh"), "-server", server.hosts, *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def make_deep_chain(server, depth):
+    paths = deep_paths(depth)
+    c = zkwire.Conn(server.port, timeout=60)
+    c.handshake()
+    # Multis of 250: each parent is created before its child.
+    for i in range(0, depth, 250):
+        _, _, err, rsp = c.request(i + 1, 14, multi_body([(1, create_body(p)) for p in paths[i:i + 250]]))
+        assert (err, set(multi_errors(rsp))) == (0, {0})
+    return c, paths
+
+
+def test_deleteall_of_a_1100_deep_chain_fails_then_works_in_small_batches(kind):
+    """zkCli.sh's deleteall sends the deepest 1000 paths of a 1100-deep chain
+    (1.2 MB) in one multi, past jute.maxbuffer: the server closes that
+    connection and the command prints its failure (exit code 0); `-b 100`
+    deletes the chain. `ensemble cli` does the same against Ensemble. (At
+    depth 1000 the batch is 1.0 MB, just under the limit, and works.)"""
+    s = Server(kind).start()
+    try:
+        c, _ = make_deep_chain(s, 1100)
+        c.close()
+        out = cli(s, "deleteall", "/d")
+        assert "Failed to delete some node(s) in the subtree!" in out
+        out = cli(s, "deleteall", "-b", "100", "/d")
+        assert "Failed to delete" not in out
+        k = KazooClient(hosts=s.hosts, timeout=30)
+        k.start(timeout=15)
+        assert k.exists("/d") is None
+        k.stop()
+        still_serving(s)
+    finally:
+        s.close()
+
+
+def test_a_path_1000_deep_survives_snapshot_and_restart_and_deleteall(tmp_path):
+    """1000 nested nodes (the deepest path is 2000 characters) and a node
+    whose name is 500,000 characters: create, read, list, then a restart
+    that loads a snapshot and replays the log (snapCount=50, so both hold
+    deep paths), then `deleteall` from the CLI removes the chain."""
+    s = Server("ensemble", extra_cfg="snapCount=50\n").start()
+    try:
+        c, paths = make_deep_chain(s, DEPTH)
+        # And one by one, each its own txn, so snapshots fall among them.
+        for i in range(200):
+            assert c.request(10_000 + i, 1, create_body(paths[-1] + f"/s{i}"))[2] == 0
+        long_name = "/" + "L" * 500_000
+        assert c.request(20_000, 1, create_body(long_name, b"long"))[2] == 0
+        c.close()
+        s.kill()
+        snaps = [f for f in os.listdir(os.path.join(s.data_dir, "version-2")) if f.startswith("snapshot.")]
+        assert len(snaps) > 1
+        s.start()
+        k = KazooClient(hosts=s.hosts, timeout=30)
+        k.start(timeout=15)
+        assert k.exists(paths[-1]) is not None
+        assert len(k.get_children(paths[-1])) == 200
+        assert k.get(long_name)[0] == b"long"
+        assert k.get_children(paths[-2]) == ["d"]
+        k.delete(long_name)
+        k.stop()
+        out = cli(s, "deleteall", "-b", "100", "/d")
+        assert "Failed to delete" not in out
+        k = KazooClient(hosts=s.hosts, timeout=30)
+        k.start(timeout=15)
+        assert k.exists("/d") is None
+        k.stop()
+        s.kill()
+        s.start()
+        still_serving(s)
+    finally:
+        s.close()
