@@ -679,7 +679,7 @@ fn process_queue(
             continue;
         }
         if is_write(req.opcode) || reconfig {
-            let slot = match take_slot(shared, state, gate, req) {
+            let slot = match take_slot(shared, state, gate, req, !pending.is_empty()) {
                 Slot::Go(slot) => slot,
                 Slot::Wait => break,
                 Slot::Throttled => {
@@ -721,7 +721,7 @@ fn process_queue(
         if !pending.is_empty() {
             break;
         }
-        let slot = match take_slot(shared, state, gate, req) {
+        let slot = match take_slot(shared, state, gate, req, !pending.is_empty()) {
             Slot::Go(slot) => slot,
             Slot::Wait => break,
             Slot::Throttled => {
@@ -760,9 +760,20 @@ fn process_queue(
 
 /// Whether the request at the head of the queue may run now, waits for a
 /// RequestThrottler slot, or was throttled or found stale while it waited.
-fn take_slot(shared: &Arc<Shared>, state: &ConnState, gate: &mut Gate, req: &Request) -> Slot {
+fn take_slot(
+    shared: &Arc<Shared>,
+    state: &ConnState,
+    gate: &mut Gate,
+    req: &Request,
+    answers_owed: bool,
+) -> Slot {
     match gate.ready.take() {
         Some(Admission::Run(p)) => return Slot::Go(Some(p)),
+        // Answered at once, so only after the answers still owed: in order.
+        Some(Admission::Throttled(p)) if answers_owed => {
+            gate.ready = Some(Admission::Throttled(p));
+            return Slot::Wait;
+        }
         Some(Admission::Throttled(_)) => return Slot::Throttled,
         Some(Admission::Stale) => {
             warn!(
