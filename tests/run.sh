@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in zookeeper zookeeper-bin libzookeeper-java; do
+for pkg in zookeeper zookeeper-bin libzookeeper-java libfaketime; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -82,6 +82,8 @@ class Server:
             )
         self.log = open(os.path.join(self.dir, "server.log"), "w")
         self.proc = None
+        # Added to the server process's environment.
+        self.extra_env = {}
 
     @property
     def hosts(self):
@@ -90,7 +92,7 @@ class Server:
     def start(self):
         if self.kind == "ensemble":
             cmd = [ensemble_bin(), "server", "--config", self.cfg]
-            env = dict(os.environ)
+            env = dict(os.environ, **self.extra_env)
         else:
             cmd = [os.path.join(ZK_HOME, "bin", "zkServer.sh"), "start-foreground", self.cfg]
             env = dict(os.environ, ZOO_LOG_DIR=self.dir, SERVER_JVMFLAGS=self.jvm_flags)
