@@ -22,7 +22,9 @@ KINDS = ("kill", "pause", "partition", "restart")
 
 
 class Nemesis(threading.Thread):
-    def __init__(self, cluster, kinds, rng, clock, hold=(1.0, 6.0), quiet=(1.0, 4.0)):
+    def __init__(self, cluster, kinds, rng, clock, hold=(1.0, 6.0), quiet=(1.0, 4.0), spare=()):
+        """`spare`: members never killed or restarted (they are still paused
+        and partitioned), so that one process lives through a whole run."""
         super().__init__(daemon=True, name="nemesis")
         for k in kinds:
             if k not in KINDS:
@@ -33,6 +35,7 @@ class Nemesis(threading.Thread):
         self.clock = clock  # seconds since the run started
         self.hold = hold
         self.quiet = quiet
+        self.spare = set(spare)
         self.events = []  # {"time", "event", ...}
         self.counts = {}  # fault name -> times injected
         self.error = None
@@ -71,11 +74,16 @@ class Nemesis(threading.Thread):
         leaders = [i for i in c.live_ids() if c.mode(i) == "leader"]
         return leaders[0] if len(leaders) == 1 else None
 
-    def _victim(self):
+    def _victim(self, replaces=False):
         """The leader half of the time (when there is one), else any
-        running member."""
+        running member; not a spared one when the fault `replaces` the
+        process (kill, restart)."""
         live = [i for i in self.cluster.live_ids() if i not in self.cluster.paused]
         lead = self.leader() if self.rng.random() < 0.5 else None
+        if replaces:
+            live = [i for i in live if i not in self.spare]
+            if lead in self.spare:
+                lead = None
         if lead is not None:
             return lead, "leader"
         return (self.rng.choice(live) if live else None), "member"
@@ -100,10 +108,11 @@ class Nemesis(threading.Thread):
     def _kill(self):
         c = self.cluster
         if self.rng.random() < 0.2:
-            victims = self.rng.sample(c.ids, c.n // 2 + 1)
+            spared = [i for i in c.ids if i not in self.spare]
+            victims = self.rng.sample(spared, min(len(spared), c.n // 2 + 1))
             name = "kill-majority"
         else:
-            v, who = self._victim()
+            v, who = self._victim(replaces=True)
             victims = [v] if v is not None else []
             name = f"kill-{who}"
         for i in victims:
@@ -168,7 +177,7 @@ class Nemesis(threading.Thread):
 
     def _restart(self):
         c = self.cluster
-        v, who = self._victim()
+        v, who = self._victim(replaces=True)
         if v is None:
             return lambda: None
         c.restart(v)

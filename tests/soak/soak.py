@@ -15,7 +15,9 @@ Load, all the time:
 
 Faults (tests/chaos/nemesis.py): kill (SIGKILL, then start again), pause
 (SIGSTOP/SIGCONT), partition and restart (SIGTERM), one every
-`--quiet` seconds, held `--hold` seconds.
+`--quiet` seconds, held `--hold` seconds. Members in `--spare` (default:
+member 1) are paused and partitioned but never killed or restarted, so one
+process lives through the whole run for the memory and fd comparison.
 
 Every 10 s, for each member: RSS and open file descriptors of its process;
 from a serving member: znodes, watches, ephemerals and connections (mntr).
@@ -263,6 +265,11 @@ def main():
     p.add_argument("--hold", default="2,10")
     p.add_argument("--quiet", default="50,110")
     p.add_argument("--compare", type=float, default=10, help="minutes compared: after as many of warm-up, and at the end")
+    p.add_argument(
+        "--spare",
+        default="1",
+        help="members never killed or restarted (comma-separated ids, '' for none), so their memory and fds can be compared over the whole run",
+    )
     p.add_argument("--seed", type=int, default=None)
     a = p.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 31)
@@ -299,7 +306,8 @@ def main():
             c.start()
         hold = tuple(float(x) for x in a.hold.split(","))
         quiet = tuple(float(x) for x in a.quiet.split(","))
-        nemesis = Nemesis(cluster, kinds, rng, clock, hold=hold, quiet=quiet)
+        spare = [int(x) for x in a.spare.split(",") if x]
+        nemesis = Nemesis(cluster, kinds, rng, clock, hold=hold, quiet=quiet, spare=spare)
         nemesis.start()
         end = a.minutes * 60
         while clock() + 5 < end:
