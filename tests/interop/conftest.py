@@ -96,11 +96,32 @@ class Server:
         else:
             cmd = [os.path.join(ZK_HOME, "bin", "zkServer.sh"), "start-foreground", self.cfg]
             env = dict(os.environ, ZOO_LOG_DIR=self.dir, SERVER_JVMFLAGS=self.jvm_flags)
-        self.proc = subprocess.Popen(
-            cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        wait_port(self.port, self.proc)
-        return self
+        first = self.proc is None
+        for attempt in range(3):
+            self.proc = subprocess.Popen(
+                cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            try:
+                wait_port(self.port, self.proc)
+                return self
+            except RuntimeError as e:
+                text = self.log_text()
+                # Another process took the free port between its choice and
+                # the bind: a first start moves to another one.
+                if first and attempt < 2 and "Address already in use" in text:
+                    self.kill()
+                    self._move_port()
+                    continue
+                tail = "\n".join(text.splitlines()[-15:])
+                raise RuntimeError(f"{e}; the end of its log:\n{tail}") from None
+
+    def _move_port(self):
+        old = self.port
+        self.port = free_port()
+        with open(self.cfg) as f:
+            text = f.read()
+        with open(self.cfg, "w") as f:
+            f.write(text.replace(f"clientPort={old}\n", f"clientPort={self.port}\n"))
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
