@@ -108,7 +108,12 @@ class Server:
                 text = self.log_text()
                 # Another process took the free port between its choice and
                 # the bind: a first start moves to another one.
-                if first and attempt < 2 and "Address already in use" in text:
+                taken = (
+                    f"cannot listen for clients on 127.0.0.1:{self.port}" in text
+                    if self.kind == "ensemble"
+                    else "Address already in use" in text
+                )
+                if first and attempt < 2 and taken:
                     self.kill()
                     self._move_port()
                     continue
