@@ -336,6 +336,17 @@ def main():
             if final and int(final.get("zk_ephemerals_count", 0)) == 0:
                 break
             time.sleep(1)
+        leftover = None
+        if final and int(final.get("zk_ephemerals_count", 0)) != 0:
+            # Keep what each member knows of them, then see whether they go late or never.
+            leftover = {i: four_letter(cluster.client_port(i), "dump") for i in cluster.live_ids()}
+            waited = time.monotonic()
+            while time.monotonic() < waited + 60:
+                f = mntr(cluster.client_port(cluster.leader()))
+                if f and int(f.get("zk_ephemerals_count", 0)) == 0:
+                    break
+                time.sleep(1)
+            leftover["gone after"] = round(time.monotonic() - waited + 25, 1) if f and int(f.get("zk_ephemerals_count", 0)) == 0 else None
         sampler.sample_once()
         sampler.stop()
         final = mntr(cluster.client_port(cluster.leader())) or final
@@ -409,8 +420,15 @@ def main():
             f"after the load: znodes {final['zk_znode_count']}, ephemerals {final.get('zk_ephemerals_count')}, "
             f"watches {final.get('zk_watch_count')}, connections {final.get('zk_num_alive_connections')}",
         ]
-        if int(final.get("zk_ephemerals_count", 0)) != 0:
-            problems.append(f"{final.get('zk_ephemerals_count')} ephemerals left after every churning session closed")
+        if leftover is not None:
+            gone = leftover.pop("gone after")
+            problems.append(
+                "ephemerals left 25 s after every churning session closed, "
+                + (f"gone {gone} s after" if gone is not None else "still there 85 s after")
+            )
+            lines += ["", "what each member knew of them (`dump`), 25 s after the churn stopped:", ""]
+            for i, text in sorted(leftover.items()):
+                lines += [f"member {i}:", "```", (text or "(no answer)").strip(), "```"]
         if int(final["zk_znode_count"]) > 1100:
             problems.append(f"{final['zk_znode_count']} znodes left, more than the load keeps")
     counts = sampler.counts
@@ -435,7 +453,10 @@ def main():
         f.write(report)
     with open(os.path.join(a.dir, "samples.json"), "w") as f:
         json.dump(dict(samples=sampler.samples, counts=counts, windows=windows, events=events), f)
-    cluster.cleanup()
+    # A run with problems keeps the members' directories and logs.
+    cluster.cleanup(remove=not problems)
+    if problems:
+        print(f"members' directories and logs kept in {cluster.dir}")
     return 1 if problems else 0
 
 

@@ -541,6 +541,35 @@ impl Consensus {
         }
     }
 
+    /// Waits until this member has applied every entry it knew committed at the call, at most
+    /// `timeout`; false on timeout. On the leader, afterwards, anything a member could have
+    /// answered a client from is applied here too.
+    pub async fn wait_applied_committed(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut metrics = self.inner.raft.data_metrics();
+        let target = metrics
+            .borrow_watched()
+            .cluster_committed
+            .as_ref()
+            .map(|l| l.index);
+        loop {
+            let applied = metrics
+                .borrow_watched()
+                .last_applied
+                .as_ref()
+                .map(|l| l.index);
+            if applied >= target {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                return false;
+            }
+        }
+    }
+
     /// Waits until the group stops on its own (a log write or read failed: openraft treats
     /// storage errors as fatal) and returns why. Never returns after [`Consensus::shutdown`].
     pub async fn failure(&self) -> String {

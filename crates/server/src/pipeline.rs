@@ -11,7 +11,7 @@ use ensemble_proto::{
 };
 use ensemble_tree::{ApplyOutcome, TxnBody};
 use futures_util::StreamExt;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -145,6 +145,9 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
     let mut prepped_term = None;
     // Proposals waiting for their outcome, polled here rather than by a task each.
     let mut proposed = futures_util::stream::FuturesUnordered::new();
+    // Sessions whose closeSession this leader has prepped (and not yet seen
+    // applied): they write nothing more.
+    let mut closed = HashSet::new();
     loop {
         let mut req = tokio::select! {
             Some((result, done)) = proposed.next(), if !proposed.is_empty() => {
@@ -159,6 +162,9 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
                     }
                     shared.prep.lock().reset();
                     shared.pending.lock().clear();
+                    closed.clear();
+                    // An expiry whose closeSession failed is decided again.
+                    shared.sessions.lock().clear_closing();
                 }
                 continue;
             }
@@ -188,13 +194,23 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
                 // Changes recorded under an older leadership may never commit.
                 shared.prep.lock().reset();
                 shared.pending.lock().clear();
+                closed.clear();
                 prepped_term = Some(term);
             }
         }
         let time = shared.wall_clock_ms();
-        let moved = shared.quorum && !shared.owners.lock().check(&req, consensus.server_id());
         let client_write = req.reply.is_some() || req.from.is_some();
-        if moved {
+        let expired = client_write
+            && req.txn.is_none()
+            && !session_open(&shared, &consensus, &closed, req.session_id, req.opcode).await;
+        let moved =
+            !expired && shared.quorum && !shared.owners.lock().check(&req, consensus.server_id());
+        if expired {
+            // ZooKeeper's checkSession: a write of a session that is closed
+            // or closing (one held in the network, or sent by a member that
+            // was cut off) must not make ephemerals no session owns.
+            req.txn = Some(TxnBody::error(ErrorCode::SessionExpired.code()));
+        } else if moved {
             // The session reconnected to another member: as ZooKeeper, the
             // write fails with SessionMoved through the log.
             req.txn = Some(TxnBody::error(ErrorCode::SessionMoved.code()));
@@ -211,6 +227,13 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
             // as a decided txn.
             tokio::spawn(crate::reconfig::run(shared.clone(), req));
             continue;
+        }
+        if req.opcode == op::CLOSE_SESSION && req.txn.is_none() {
+            if closed.len() >= 4096 {
+                let sessions = shared.sessions.lock();
+                closed.retain(|id| sessions.get(*id).is_some());
+            }
+            closed.insert(req.session_id);
         }
         let payload = if let Some(txn) = req.txn.take() {
             let hdr = TxnHeader {
@@ -257,6 +280,38 @@ pub async fn prep_task(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Writ
         let done = req.done;
         proposed.push(async move { (fut.await, done) });
     }
+}
+
+/// Whether a client write of `session_id` may be prepped. A closeSession
+/// always may (it can repeat one under way, as ZooKeeper allows); anything
+/// else needs a session that is known here and not closing. A session this
+/// member does not know may have been created by a txn not applied here yet:
+/// every member answers its clients from applied txns and the leader commits
+/// first, so once the leader has applied all it knows committed, an unknown
+/// session is a closed one.
+async fn session_open(
+    shared: &Shared,
+    consensus: &ensemble_consensus::Consensus,
+    closed: &HashSet<i64>,
+    session_id: i64,
+    opcode: i32,
+) -> bool {
+    if matches!(opcode, op::CLOSE_SESSION | op::CREATE_SESSION) {
+        return true;
+    }
+    if closed.contains(&session_id) {
+        return false;
+    }
+    let open = || shared.sessions.lock().get(session_id).map(|s| !s.closing);
+    if let Some(open) = open() {
+        return open;
+    }
+    if shared.quorum {
+        consensus
+            .wait_applied_committed(std::time::Duration::from_secs(2))
+            .await;
+    }
+    open().unwrap_or(false)
 }
 
 type Done = Option<tokio::sync::oneshot::Sender<Result<i64, String>>>;

@@ -174,6 +174,14 @@ impl SessionTable {
         }
     }
 
+    /// Forgets every expiry decision whose closeSession may not have been
+    /// committed: the sessions past their expiry are taken again.
+    pub fn clear_closing(&mut self) {
+        for s in self.sessions.values_mut() {
+            s.closing = false;
+        }
+    }
+
     /// The connections of the sessions connected to this member.
     pub fn connections(&self) -> Vec<ConnHandle> {
         self.sessions
