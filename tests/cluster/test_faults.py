@@ -433,3 +433,89 @@ def test_silent_session_on_a_follower_expires_everywhere(impl, cluster_factory):
         assert raw.closed_by_server(5.0), "the expired session's connection is still open"
     finally:
         raw.close()
+
+
+# ---------------------------------------------------------------------------
+# A leader's full disk
+
+
+def _mount_tmpfs(path, size):
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not allowed here: {r.stderr.strip()}")
+
+
+def _created(client, path):
+    """True when the create was accepted, False when refused NotReadOnly."""
+    from kazoo.exceptions import NotReadOnlyCallError
+
+    try:
+        client.create(path, b"x")
+        return True
+    except NotReadOnlyCallError:
+        return False
+
+
+def test_leader_with_a_full_disk_refuses_every_members_writes(cluster_factory):
+    """Every member's dataDir on its own 48 MB tmpfs, 8 MB kept free
+    (`ensemble.minFreeDiskSpaceMb`). When the leader's fills up, the writes
+    of clients on a follower, which the leader preps, are refused with
+    NotReadOnly through the log, like the leader's own clients'; reads and
+    new sessions go on everywhere; writes come back once space does, and
+    every member holds the same tree with every acknowledged write. Ensemble
+    only: ZooKeeper has no free-space check (its log writer fails and the
+    member exits)."""
+    c = cluster_factory(
+        "ensemble", 3, start=False, extra_cfg="preAllocSize=1024\nensemble.minFreeDiskSpaceMb=8\n"
+    )
+    mounted = []
+    try:
+        for i in c.ids:
+            m = c.member(i)
+            _mount_tmpfs(m.data_dir, "48m")
+            mounted.append(m.data_dir)
+            c._write_myid(m)
+        c.start_all()
+        lead = c.leader()
+        follower = [i for i in c.ids if i != lead][0]
+        on_lead, on_follower = c.client([lead]), c.client([follower])
+        acked = []
+        for k, (name, cl) in enumerate((("l", on_lead), ("f", on_follower)) * 10):
+            path = f"/disk-{name}{k}"
+            cl.create(path, b"x")
+            acked.append(path)
+
+        fill = os.path.join(c.member(lead).data_dir, "fill")
+        st = os.statvfs(c.member(lead).data_dir)
+        free = st.f_bavail * st.f_frsize
+        with open(fill, "wb") as f:
+            f.write(b"\0" * (free - 4 * 1024 * 1024))
+            f.flush()
+            os.fsync(f.fileno())
+        probes = iter(range(1000))
+        wait_until(
+            lambda: not _created(on_follower, f"/before-refusal-{next(probes)}"), 10, "the follower's client to be refused"
+        )
+        for k in range(1, 6):
+            for name, cl in (("f", on_follower), ("l", on_lead)):
+                assert not _created(cl, f"/refused-{name}{k}"), f"a write of the {name} client went through"
+        # Reads and new sessions go on, on both members.
+        for i, cl in ((lead, on_lead), (follower, on_follower)):
+            assert cl.get(acked[-1])[0] == b"x"
+            fresh = c.client([i])
+            assert fresh.exists(acked[0]) is not None
+            fresh.stop()
+            fresh.close()
+
+        os.remove(fill)
+        wait_until(lambda: _created(on_follower, "/back-f"), 10, "writes to come back")
+        assert _created(on_lead, "/back-l")
+        acked += ["/back-f", "/back-l"]
+        snap = assert_members_agree(c)
+        assert_acked_present(snap, acked)
+        refused = [p for p in snap if p.startswith("/refused-")]
+        assert not refused, f"refused writes took effect: {refused}"
+    finally:
+        c.cleanup(remove=False)
+        for d in mounted:
+            subprocess.run(["umount", "-l", d], capture_output=True)
