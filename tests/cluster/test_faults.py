@@ -396,6 +396,59 @@ class RawSession:
         self.s.close()
 
 
+def _buf(b):
+    return struct.pack(">i", len(b)) + b
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_answers_keep_the_order_of_requests_across_syncs_and_writes(impl, cluster_factory):
+    """A session's requests are answered in the order they were sent, when
+    syncs (answered once the leader confirms a read point) and writes
+    (answered from the log) are pipelined together, on a follower and on
+    the leader: ZooKeeper holds a session's later requests behind a pending
+    one. Kazoo drops a connection whose answer comes out of order."""
+    c = cluster_factory(impl, 3)
+    lead = c.leader()
+    follower = [i for i in c.ids if i != lead][0]
+    setup = c.client([lead])
+    setup.ensure_path("/order")
+    setup.create("/order/v", b"0")
+    acl = struct.pack(">i", 1) + struct.pack(">i", 31) + _ustr("world") + _ustr("anyone")
+
+    def sync(xid):
+        return _frame(struct.pack(">ii", xid, 9) + _ustr("/order"))
+
+    def set_data(xid):
+        return _frame(struct.pack(">ii", xid, 5) + _ustr("/order/v") + _buf(b"%d" % xid) + struct.pack(">i", -1))
+
+    def get_data(xid):
+        return _frame(struct.pack(">ii", xid, 4) + _ustr("/order/v") + b"\0")
+
+    def create(xid):
+        return _frame(struct.pack(">ii", xid, 1) + _ustr("/order/c-") + _buf(b"x") + acl + struct.pack(">i", 2))
+
+    for member in (follower, lead):
+        raw = RawSession(c.client_port(member), 10000)
+        try:
+            xid = 0
+            for _ in range(40):
+                batch = b""
+                sent = []
+                for make in (sync, set_data, sync, create, get_data, set_data):
+                    xid += 1
+                    batch += make(xid)
+                    sent.append(xid)
+                raw.s.sendall(batch)
+                got = []
+                for _ in sent:
+                    rxid, _zxid, err = struct.unpack(">iqi", raw._recv_frame()[:16])
+                    assert err == 0, f"xid {rxid}: error {err}"
+                    got.append(rxid)
+                assert got == sent, f"member {member} ({c.mode(member)}) answered {got} to {sent}"
+        finally:
+            raw.close()
+
+
 @pytest.mark.parametrize("impl", impls())
 def test_silent_session_on_a_follower_expires_everywhere(impl, cluster_factory):
     c = cluster_factory(impl, 3)

@@ -679,6 +679,11 @@ fn process_queue(
             continue;
         }
         if is_write(req.opcode) || reconfig {
+            // A sync in flight is answered by a task of its own, not from the
+            // log: a write behind it waits, or its answer could come first.
+            if pending.iter().any(|p| !p.txn) {
+                break;
+            }
             let slot = match take_slot(shared, state, gate, req, !pending.is_empty()) {
                 Slot::Go(slot) => slot,
                 Slot::Wait => break,
