@@ -352,6 +352,11 @@ def _frame(body):
     return struct.pack(">i", len(body)) + body
 
 
+def _open_acl():
+    """world:anyone with every permission, as a jute vector of one ACL."""
+    return struct.pack(">i", 1) + struct.pack(">i", 31) + _ustr("world") + _ustr("anyone")
+
+
 class RawSession:
     """A bare-socket ZooKeeper session: it says only what it is told to,
     so it sends no pings."""
@@ -377,8 +382,7 @@ class RawSession:
         return self._recv_exact(n)
 
     def create_ephemeral(self, path):
-        acl = struct.pack(">i", 1) + struct.pack(">i", 31) + _ustr("world") + _ustr("anyone")
-        body = _ustr(path) + struct.pack(">i", 1) + b"e" + acl + struct.pack(">i", 1)
+        body = _ustr(path) + struct.pack(">i", 1) + b"e" + _open_acl() + struct.pack(">i", 1)
         self.s.sendall(_frame(struct.pack(">ii", 1, 1) + body))
         xid, _zxid, err = struct.unpack(">iqi", self._recv_frame()[:16])
         assert (xid, err) == (1, 0), f"create {path}: xid {xid} err {err}"
@@ -413,7 +417,7 @@ def test_answers_keep_the_order_of_requests_across_syncs_and_writes(impl, cluste
     setup = c.client([lead])
     setup.ensure_path("/order")
     setup.create("/order/v", b"0")
-    acl = struct.pack(">i", 1) + struct.pack(">i", 31) + _ustr("world") + _ustr("anyone")
+    acl = _open_acl()
 
     def sync(xid):
         return _frame(struct.pack(">ii", xid, 9) + _ustr("/order"))

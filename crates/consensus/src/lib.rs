@@ -526,46 +526,36 @@ impl Consensus {
 
     /// Waits until this member has applied `zxid` (or a later entry), at most `timeout`.
     pub async fn wait_applied(&self, zxid: i64, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut metrics = self.inner.raft.data_metrics();
-        loop {
-            if self.last_applied_zxid() >= zxid {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, metrics.changed())
-                .await
-                .map_or(true, |r| r.is_err())
-            {
-                return self.last_applied_zxid() >= zxid;
-            }
-        }
+        self.wait_applying(timeout, || self.last_applied_zxid() >= zxid)
+            .await
     }
 
     /// Waits until this member has applied every entry it knew committed at the call, at most
     /// `timeout`; false on timeout. On the leader, afterwards, anything a member could have
     /// answered a client from is applied here too.
     pub async fn wait_applied_committed(&self, timeout: Duration) -> bool {
+        let data = self.inner.raft.data_metrics();
+        let target = data.borrow_watched().cluster_committed.map(|l| l.index);
+        self.wait_applying(timeout, || {
+            data.borrow_watched().last_applied.map(|l| l.index) >= target
+        })
+        .await
+    }
+
+    /// Waits until `ready` holds, looking again whenever this member applies entries, at most
+    /// `timeout`.
+    async fn wait_applying(&self, timeout: Duration, ready: impl Fn() -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut metrics = self.inner.raft.data_metrics();
-        let target = metrics
-            .borrow_watched()
-            .cluster_committed
-            .as_ref()
-            .map(|l| l.index);
         loop {
-            let applied = metrics
-                .borrow_watched()
-                .last_applied
-                .as_ref()
-                .map(|l| l.index);
-            if applied >= target {
+            if ready() {
                 return true;
             }
             if tokio::time::timeout_at(deadline, metrics.changed())
                 .await
                 .map_or(true, |r| r.is_err())
             {
-                return false;
+                return ready();
             }
         }
     }
