@@ -169,6 +169,30 @@ def test_a_client_that_never_reads_is_dropped_at_the_output_limit(ensemble):
     still_serving(ensemble)
 
 
+def test_a_four_letter_word_gives_its_place_back_before_it_closes():
+    """Under maxCnxns=1 a word asked right after another's answer is served:
+    the first connection's place is free once the client sees it close."""
+    import socket
+
+    from conftest import Server
+
+    s = Server("ensemble", extra_cfg="maxCnxns=1\n").start()
+    try:
+        answers = []
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+                c.sendall(b"ruok")
+                data = b""
+                while chunk := c.recv(64):
+                    data += chunk
+            answers.append(data)
+        assert answers == [b"imok"] * 200, (
+            f"{sum(a != b'imok' for a in answers)} of 200 refused"
+        )
+    finally:
+        s.close()
+
+
 def test_max_cnxns_limits_the_connections_in_all():
     from conftest import Server
 

@@ -296,7 +296,12 @@ async fn reader_task(
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    admitted: crate::Admitted,
+) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_conn_id();
     let conn_stats = shared.stats.open_conn(id, peer);
@@ -333,6 +338,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         for chunk in text.chunks(8192) {
             handle.send(text.slice_ref(chunk));
         }
+        // Given back before the close the client sees, so a connection made
+        // after a four-letter word's answer finds its place free.
+        drop(admitted);
         handle.close();
         let _ = writer.await;
         return;

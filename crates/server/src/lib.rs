@@ -228,7 +228,7 @@ impl Shared {
         false
     }
 
-    fn admit(&self, ip: IpAddr) -> Result<(), String> {
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, String> {
         let max = self.config.max_client_cnxns;
         let max_total = self.config.max_cnxns;
         let mut m = self.per_ip.lock();
@@ -242,7 +242,10 @@ impl Shared {
             return Err(format!("too many connections from {ip} - max is {max}"));
         }
         *n += 1;
-        Ok(())
+        Ok(Admitted {
+            shared: self.clone(),
+            ip,
+        })
     }
 
     fn release(&self, ip: IpAddr) {
@@ -253,6 +256,19 @@ impl Shared {
                 m.remove(&ip);
             }
         }
+    }
+}
+
+/// A connection's place under maxClientCnxns and maxCnxns, given back when
+/// dropped.
+pub struct Admitted {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.shared.release(self.ip);
     }
 }
 
@@ -490,21 +506,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        let ip = peer.ip();
-        if let Err(why) = shared.admit(ip) {
-            shared
-                .stats
-                .connection_rejected
-                .fetch_add(1, Ordering::Relaxed);
-            warn!("{why}");
-            drop(stream);
-            continue;
-        }
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            conn::serve(shared.clone(), stream, peer).await;
-            shared.release(ip);
-        });
+        let admitted = match shared.admit(peer.ip()) {
+            Ok(a) => a,
+            Err(why) => {
+                shared
+                    .stats
+                    .connection_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                warn!("{why}");
+                drop(stream);
+                continue;
+            }
+        };
+        tokio::spawn(conn::serve(shared.clone(), stream, peer, admitted));
     }
 }
 
