@@ -26,10 +26,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p ensemble-consensus --features sim --all-targets -- -D warnings
 echo "== cargo build --release"
 cargo build --release --workspace
 echo "== cargo test"
 cargo test --release --workspace
+echo "== simulation: three members on turmoil's simulated network and disk, 40 seeds (about a minute)"
+SIM_SEEDS=40 SIM_SECONDS=60 cargo test --release -p ensemble-consensus --features sim --test sim
 echo "== interop and differential tests (real clients, Ensemble beside Apache ZooKeeper 3.8)"
 ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/interop tests/differential
 echo "== quorum: 3 and 5 members of Ensemble and of ZooKeeper 3.8 (tests/cluster)"

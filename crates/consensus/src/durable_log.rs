@@ -69,6 +69,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ensemble_proto::{op, ErrorTxn, Jute, TxnHeader};
+use ensemble_storage::fs;
 use ensemble_storage::txnlog::{self, TXN_HEADER_LEN};
 use ensemble_storage::{LogEntry, SnapshotTrigger, StorageError, TxnLogReader, TxnLogWriter};
 use openraft::entry::RaftEntry;
@@ -94,7 +95,7 @@ pub const COMMIT_FILE_NAME: &str = "ensemble.commit";
 /// `None` when the file is missing or unreadable. Every record up to it is committed; records
 /// after it may not be (in quorum mode), so the server's recovery should apply only up to it.
 pub fn committed_zxid_hint(data_dir: &Path) -> Option<i64> {
-    let text = std::fs::read_to_string(commit_file_path(data_dir)).ok()?;
+    let text = fs::read_to_string(commit_file_path(data_dir)).ok()?;
     let text = text.trim();
     match text.strip_prefix("0x") {
         Some(hex) => i64::from_str_radix(hex, 16).ok(),
@@ -113,8 +114,8 @@ const HINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100)
 
 fn write_commit_hint(path: &Path, zxid: i64) -> io::Result<()> {
     let tmp = path.with_extension("commit.tmp");
-    std::fs::write(&tmp, format!("0x{zxid:x}\n"))?;
-    std::fs::rename(&tmp, path)
+    fs::write(&tmp, format!("0x{zxid:x}\n"))?;
+    fs::rename(&tmp, path)
 }
 
 /// Counters of the log writer.
@@ -263,8 +264,7 @@ pub fn open(
 ) -> Result<(DurableLogStore, DurableLogHandle, Option<Resume>), ConsensusError> {
     let fatal = ConsensusError::Fatal;
     let side_dir = ensemble_storage::version_dir(&log.data_dir);
-    std::fs::create_dir_all(&side_dir)
-        .map_err(|e| fatal(format!("{}: {e}", side_dir.display())))?;
+    fs::create_dir_all(&side_dir).map_err(|e| fatal(format!("{}: {e}", side_dir.display())))?;
     let side_path = side_file::side_file_path(&log.data_dir);
     let stored = side_file::read(&side_path).map_err(fatal)?;
     let hint = committed_zxid_hint(&log.data_dir);
@@ -273,7 +273,7 @@ pub fn open(
         .map_err(|e| fatal(format!("{}: {e}", side_path.display())))?;
     let commit_path = commit_file_path(&log.data_dir);
     if loaded.fresh {
-        match std::fs::remove_file(&commit_path) {
+        match fs::remove_file(&commit_path) {
             Ok(()) => tracing::warn!("{}: removed: the txn log is empty", commit_path.display()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(fatal(format!("{}: {e}", commit_path.display()))),
@@ -320,9 +320,13 @@ pub fn open(
         hint_pending: None,
         hint_at: None,
     };
+    let files = fs::Handle::current();
     let thread = std::thread::Builder::new()
         .name("txnlog-writer".into())
-        .spawn(move || worker.run(rx))
+        .spawn(move || {
+            let _files = files.enter();
+            worker.run(rx)
+        })
         .map_err(|e| fatal(format!("cannot start the txn log writer: {e}")))?;
     let store = DurableLogStore {
         cache: Arc::new(Mutex::new(cache)),
@@ -604,11 +608,11 @@ fn cut_log_after(data_log_dir: &Path, keep_zxid: i64) -> io::Result<()> {
             break;
         }
         tracing::warn!("truncating the txn log: removing {}", path.display());
-        std::fs::remove_file(path)?;
+        fs::remove_file(path)?;
         removed = true;
     }
     if removed {
-        std::fs::File::open(&dir)?.sync_all()?;
+        fs::sync_dir(&dir)?;
     }
     // Only the file that may hold `keep_zxid` is left to walk.
     let mut reader = TxnLogReader::open(data_log_dir, keep_zxid + 1).map_err(io::Error::other)?;

@@ -19,6 +19,8 @@
 //! - `state_machine`: applies committed entries through the [`Applier`]; owns snapshot content.
 //! - `network`: peer transport (Raft RPCs, and the server's own calls to the leader).
 //! - `proposer`: the ordered queue between [`Consensus::propose`] and openraft's write API.
+//! - `transport`: the sockets and received files under `network`: tokio's, or turmoil's
+//!   simulated ones with the `sim` feature.
 //! - `types`: openraft's type configuration (payload, node id, term).
 //!
 //! Not done yet: a leader whose counter nears 2^32 must step down (today applying such an entry
@@ -30,6 +32,7 @@ mod network;
 mod proposer;
 mod side_file;
 mod state_machine;
+mod transport;
 mod types;
 pub mod zxid;
 
@@ -182,7 +185,7 @@ pub const TRANSFER_DIR_NAME: &str = "ensemble-transfer";
 type QuorumStart = (
     QuorumOptions,
     Arc<dyn PeerHandler>,
-    tokio::net::TcpListener,
+    transport::TcpListener,
     Arc<Staging>,
 );
 
@@ -396,7 +399,7 @@ impl Consensus {
         quorum: QuorumOptions,
         handler: Arc<dyn PeerHandler>,
     ) -> Result<Consensus, ConsensusError> {
-        let listener = tokio::net::TcpListener::bind(quorum.listen)
+        let listener = transport::TcpListener::bind(quorum.listen)
             .await
             .map_err(|e| {
                 ConsensusError::Fatal(format!("cannot listen for peers on {}: {e}", quorum.listen))

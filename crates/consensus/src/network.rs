@@ -19,6 +19,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::transport::{AsyncFile, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 use bytes::Bytes;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
@@ -28,8 +29,6 @@ use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::state_machine::{SnapshotData, SnapshotFile, Staging};
@@ -398,7 +397,7 @@ impl PeerClient {
         let target = self.target;
         let local =
             |e: io::Error| CallError::Network(format!("snapshot {}: {e}", file.path().display()));
-        let mut f = tokio::fs::File::open(file.path()).await.map_err(local)?;
+        let mut f = AsyncFile::open(file.path()).await.map_err(local)?;
         self.connect().await?;
         let mut len = 0u64;
         let mut buf = vec![0u8; SNAPSHOT_PART];
@@ -533,7 +532,7 @@ pub async fn serve(
 
 /// A snapshot file being received on a connection.
 struct Incoming {
-    file: tokio::fs::File,
+    file: AsyncFile,
     len: u64,
     guard: SnapshotFile,
 }
@@ -598,7 +597,7 @@ async fn serve_conn(
                         Some(part) => part,
                         None => {
                             let path = staging.fresh("in");
-                            let file = tokio::fs::File::create(&path).await?;
+                            let file = AsyncFile::create(&path).await?;
                             incoming.insert(Incoming {
                                 file,
                                 len: 0,

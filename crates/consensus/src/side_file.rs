@@ -25,8 +25,8 @@
 //! The file is replaced atomically: written to `ensemble.raft.tmp`, fsynced, renamed over the
 //! old one, then the directory is fsynced. A file without its `end` line is rejected.
 
+use ensemble_storage::fs::{self, File};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -326,7 +326,7 @@ pub fn write(path: &Path, state: &RaftSideState) -> io::Result<()> {
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    fs::sync_dir(dir)
 }
 
 #[cfg(test)]

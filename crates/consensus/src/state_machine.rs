@@ -19,6 +19,8 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use parking_lot::Mutex;
 
+use ensemble_storage::fs;
+
 use crate::durable_log::{InstalledSnapshot, Resume};
 use crate::types::{term_of, LogId, Snapshot, SnapshotMeta, StoredMembership, Txn, TypeConfig};
 use crate::zxid::TermClock;
@@ -53,10 +55,10 @@ impl SnapshotFile {
 
 impl Drop for SnapshotFile {
     fn drop(&mut self) {
-        let result = if self.remove.is_dir() {
-            std::fs::remove_dir_all(&self.remove)
+        let result = if fs::metadata(&self.remove).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&self.remove)
         } else {
-            std::fs::remove_file(&self.remove)
+            fs::remove_file(&self.remove)
         };
         if let Err(e) = result {
             if e.kind() != io::ErrorKind::NotFound {
@@ -76,12 +78,12 @@ pub struct Staging {
 
 impl Staging {
     pub fn open(dir: PathBuf) -> io::Result<Staging> {
-        match std::fs::remove_dir_all(&dir) {
+        match fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        std::fs::create_dir_all(&dir)?;
+        fs::create_dir_all(&dir)?;
         Ok(Staging {
             dir,
             next: AtomicU64::new(1),
@@ -187,10 +189,14 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot<SnapshotData>, io::Error> {
         if let Some(job) = self.serialize.take().and_then(|j| j.into_inner()) {
-            self.snapshot.snapshot.file = tokio::task::spawn_blocking(job)
-                .await
-                .map_err(io::Error::other)??
-                .map(Arc::new);
+            let files = fs::Handle::current();
+            self.snapshot.snapshot.file = tokio::task::spawn_blocking(move || {
+                let _files = files.enter();
+                job()
+            })
+            .await
+            .map_err(io::Error::other)??
+            .map(Arc::new);
         }
         *self.current_snapshot.lock() = Some(self.snapshot.clone());
         Ok(self.snapshot.clone())

@@ -45,7 +45,7 @@ pub fn zxid_from_name(name: &str, prefix: &str) -> Option<i64> {
 /// Files of `dir` named `prefix.<hex>...`, sorted by zxid ascending. A
 /// missing directory lists as empty.
 pub fn list_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, StorageError> {
-    let rd = match std::fs::read_dir(dir) {
+    let rd = match crate::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(StorageError::io(dir, e)),
@@ -83,7 +83,7 @@ pub fn logs_covering(files: &[(i64, PathBuf)], zxid: i64) -> Vec<(i64, PathBuf)>
 
 /// fsyncs a directory so that a rename or a new file in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    crate::fs::sync_dir(dir)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 pub mod dump;
 pub mod error;
 pub mod files;
+pub mod fs;
 pub mod purge;
 pub mod recovery;
 mod snappy;

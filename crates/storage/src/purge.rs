@@ -51,14 +51,14 @@ pub fn purge(
     for (z, p) in &logs {
         if *z < least && !kept_logs.iter().any(|k| &k.1 == p) {
             tracing::info!("Removing file: {}", p.display());
-            std::fs::remove_file(p).at(p)?;
+            crate::fs::remove_file(p).at(p)?;
             report.removed_logs.push(p.clone());
         }
     }
     for (z, p) in files::list_files(&snap_dir, SNAPSHOT_PREFIX)? {
         if z < least {
             tracing::info!("Removing file: {}", p.display());
-            std::fs::remove_file(&p).at(&p)?;
+            crate::fs::remove_file(&p).at(&p)?;
             report.removed_snapshots.push(p);
         }
     }
@@ -66,7 +66,7 @@ pub fn purge(
 }
 
 fn remove_temp_snapshots(dir: &Path, report: &mut PurgeReport) -> Result<(), StorageError> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    let Ok(rd) = crate::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in rd {
@@ -77,7 +77,7 @@ fn remove_temp_snapshots(dir: &Path, report: &mut PurgeReport) -> Result<(), Sto
             .is_some_and(|n| n.starts_with("snapshot.tmp."))
         {
             let p = entry.path();
-            std::fs::remove_file(&p).at(&p)?;
+            crate::fs::remove_file(&p).at(&p)?;
             report.removed_snapshots.push(p);
         }
     }

@@ -45,11 +45,11 @@
 
 use crate::error::{IoContext, StorageError};
 use crate::files::{self, SNAPSHOT_PREFIX};
+use crate::fs::File;
 use crate::snappy;
 use bytes::Bytes;
 use ensemble_proto::{Acl, FileHeader, Jute, JuteError, Reader, StatPersisted, Writer};
 use ensemble_tree::DataTree;
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -209,7 +209,7 @@ pub fn write_snapshot_with(
     opts: &SnapshotOptions,
 ) -> Result<PathBuf, StorageError> {
     let dir = files::version_dir(data_dir);
-    std::fs::create_dir_all(&dir).at(&dir)?;
+    crate::fs::create_dir_all(&dir).at(&dir)?;
     let suffix = opts.compression.suffix();
     let final_path = dir.join(files::snapshot_file_name(zxid, suffix));
     let tmp_path = dir.join(format!("{SNAPSHOT_PREFIX}.tmp.{zxid:x}{suffix}"));
@@ -217,10 +217,10 @@ pub fn write_snapshot_with(
     tracing::info!("Snapshotting: 0x{zxid:x} to {}", final_path.display());
     let result = write_to(&tmp_path, tree, sessions, opts);
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp_path);
+        let _ = crate::fs::remove_file(&tmp_path);
         return Err(StorageError::io(&tmp_path, e));
     }
-    std::fs::rename(&tmp_path, &final_path).at(&final_path)?;
+    crate::fs::rename(&tmp_path, &final_path).at(&final_path)?;
     if opts.fsync {
         files::sync_dir(&dir).at(&dir)?;
     }

@@ -69,10 +69,10 @@
 
 use crate::error::{IoContext, StorageError};
 use crate::files::{self, LOG_PREFIX};
+use crate::fs::{File, OpenOptions};
 use bytes::Bytes;
 use ensemble_proto::{FileHeader, Jute, Reader, TxnDigest, TxnHeader, Writer};
 use ensemble_tree::TxnBody;
-use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -196,7 +196,7 @@ impl TxnLogWriter {
     /// is created until the first append.
     pub fn open(data_log_dir: &Path, opts: TxnLogOptions) -> io::Result<TxnLogWriter> {
         let dir = files::version_dir(data_log_dir);
-        std::fs::create_dir_all(&dir)?;
+        crate::fs::create_dir_all(&dir)?;
         Ok(TxnLogWriter {
             dir,
             opts,
@@ -883,7 +883,7 @@ impl Iterator for TxnLogReader {
 /// header) and fsyncs the result (`FileTxnLog.truncate`'s `setLength`).
 pub fn truncate_log_at(file: &Path, offset: u64) -> Result<(), StorageError> {
     if offset < FILE_HEADER_LEN {
-        std::fs::remove_file(file).at(file)?;
+        crate::fs::remove_file(file).at(file)?;
         if let Some(dir) = file.parent() {
             files::sync_dir(dir).at(dir)?;
         }
