@@ -12,6 +12,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
 
 from conftest import Server, ensemble_bin, wait_port
 
@@ -25,8 +26,10 @@ def writer(hosts, acked, stop):
         while not stop.is_set():
             path = f"/load/n{threading.get_ident()}-{i}"
             try:
-                zk.create(path, b"x" * 100, makepath=True)
-            except KazooException:
+                # Bounded: a create sent as the server stops would otherwise wait for a
+                # reconnection that never comes, and the thread would outlive the test.
+                zk.create_async(path, b"x" * 100, makepath=True).get(timeout=10)
+            except (KazooException, KazooTimeoutError):
                 return
             acked.append(path)
             i += 1
@@ -43,7 +46,10 @@ def test_a_signal_under_write_load_exits_0_and_keeps_every_acknowledged_write(si
     s = Server("ensemble").start()
     try:
         acked, stop = [], threading.Event()
-        threads = [threading.Thread(target=writer, args=(s.hosts, acked, stop)) for _ in range(4)]
+        threads = [
+            threading.Thread(target=writer, args=(s.hosts, acked, stop), daemon=True)
+            for _ in range(4)
+        ]
         for t in threads:
             t.start()
         time.sleep(1.5)
