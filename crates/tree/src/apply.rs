@@ -10,6 +10,7 @@ use crate::txn::TxnBody;
 use bytes::Bytes;
 use ensemble_proto::{event_type, op, Acl, ErrorCode, Stat, TxnHeader};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The result of applying one txn (ZooKeeper's `ProcessTxnResult`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -221,13 +222,13 @@ impl DataTree {
         // ZooKeeper converts (and counts) the ACL before the existence check
         // and hands it to an existing node: replay after a fuzzy snapshot.
         let acl_id = self.acls.convert_acls(acl);
-        if let Some(existing) = self.nodes.get_mut(path) {
+        if let Some(existing) = self.nodes.get_mut(path).map(Arc::make_mut) {
             existing.acl = acl_id;
             return Err(ErrorCode::NodeExists);
         }
         let child = child_name(path).to_owned();
         self.digest_remove(&parent_name);
-        if let Some(parent) = self.nodes.get_mut(&parent_name) {
+        if let Some(parent) = self.nodes.get_mut(&parent_name).map(Arc::make_mut) {
             // Replay may see a create whose node was deleted again inside the
             // fuzzy range: never move cversion/pzxid backwards.
             raise_cversion(&mut parent.stat, parent_cversion, zxid);
@@ -235,14 +236,14 @@ impl DataTree {
         }
         self.digest_add(&parent_name);
         let node = Node {
-            data,
+            data: own(data),
             acl: acl_id,
             stat: new_stat(zxid, time, ephemeral_owner),
             children: BTreeSet::new(),
         };
         self.data_size += node_size(path, node.data.as_ref());
         let stat = node.client_stat();
-        self.nodes.insert(path.to_owned(), node);
+        self.nodes.insert(path.to_owned(), Arc::new(node));
         self.digest_add(path);
         match EphemeralType::of(ephemeral_owner) {
             EphemeralType::Container => {
@@ -259,7 +260,7 @@ impl DataTree {
             }
             EphemeralType::Void => {}
         }
-        let bytes = self.nodes.get(path).map_or(0, data_len);
+        let bytes = self.nodes.get(path).map_or(0, |n| data_len(n));
         self.quota_on_create(&parent_name, child_name(path), path, bytes);
         ev.push((event_type::NODE_CREATED, path.to_owned()));
         ev.push((event_type::NODE_CHILDREN_CHANGED, parent_name));
@@ -275,7 +276,11 @@ impl DataTree {
     ) -> Result<(), ErrorCode> {
         let parent_name = parent_of(path).ok_or(ErrorCode::NoNode)?.to_owned();
         self.digest_remove(&parent_name);
-        let parent = self.nodes.get_mut(&parent_name).ok_or(ErrorCode::NoNode)?;
+        let parent = self
+            .nodes
+            .get_mut(&parent_name)
+            .map(Arc::make_mut)
+            .ok_or(ErrorCode::NoNode)?;
         // ZooKeeper moves pzxid even when the child is already gone (fuzzy
         // snapshot replay), but never backwards.
         parent.children.remove(child_name(path));
@@ -324,11 +329,15 @@ impl DataTree {
         ev: &mut Events,
     ) -> Result<Stat, ErrorCode> {
         // One lookup: the digest is updated around the change in place.
-        let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let n = self
+            .nodes
+            .get_mut(path)
+            .map(Arc::make_mut)
+            .ok_or(ErrorCode::NoNode)?;
         let digest_before = digest::of_node(path, n);
         let bytes_diff = data.as_ref().map_or(0, |d| d.len() as i64) - data_len(n);
         let old = node_size(path, n.data.as_ref());
-        n.data = data;
+        n.data = own(data);
         n.stat.mtime = time;
         n.stat.mzxid = zxid;
         n.stat.version = version;
@@ -355,7 +364,11 @@ impl DataTree {
         self.acls.remove_usage(old);
         let id = self.acls.convert_acls(acl);
         self.digest_remove(path);
-        let n = self.nodes.get_mut(path).ok_or(ErrorCode::NoNode)?;
+        let n = self
+            .nodes
+            .get_mut(path)
+            .map(Arc::make_mut)
+            .ok_or(ErrorCode::NoNode)?;
         n.stat.aversion = version;
         n.acl = id;
         let stat = n.client_stat();
@@ -377,7 +390,11 @@ impl DataTree {
         };
         let path = path.to_owned();
         self.digest_remove(&path);
-        let n = self.nodes.get_mut(&path).ok_or(ErrorCode::NoNode)?;
+        let n = self
+            .nodes
+            .get_mut(&path)
+            .map(Arc::make_mut)
+            .ok_or(ErrorCode::NoNode)?;
         raise_cversion(&mut n.stat, cversion, zxid);
         self.digest_add(&path);
         Ok(())
@@ -397,6 +414,22 @@ impl DataTree {
             let _ = self.delete_node(p, zxid, ev);
         }
     }
+}
+
+/// Data up to this size is copied out of its txn record when it goes into the tree.
+const OWN_DATA_UP_TO: usize = 16 * 1024;
+
+/// A node's data as the tree keeps it: small data is copied to a buffer of its own, so that
+/// the tree does not keep the rest of its txn record (path, ACL, header) alive for as long as
+/// the node lives.
+fn own(data: Option<Bytes>) -> Option<Bytes> {
+    data.map(|d| {
+        if d.len() <= OWN_DATA_UP_TO {
+            Bytes::copy_from_slice(&d)
+        } else {
+            d
+        }
+    })
 }
 
 fn data_len(n: &Node) -> i64 {

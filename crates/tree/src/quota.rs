@@ -10,6 +10,7 @@ use crate::path;
 use crate::tree::DataTree;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 pub const LIMIT_NODE: &str = "zookeeper_limits";
 pub const STAT_NODE: &str = "zookeeper_stats";
@@ -163,7 +164,7 @@ impl DataTree {
     }
 
     fn set_stats_data(&mut self, stat_path: &str, data: Bytes) {
-        if let Some(n) = self.nodes.get_mut(stat_path) {
+        if let Some(n) = self.nodes.get_mut(stat_path).map(Arc::make_mut) {
             let old = n.data.as_ref().map_or(0, |d| d.len() as u64);
             self.data_size = (self.data_size + data.len() as u64).saturating_sub(old);
             n.data = Some(data);

@@ -10,6 +10,7 @@ use crate::quota::QuotaPrefixes;
 use bytes::Bytes;
 use ensemble_proto::{Acl, Id, Stat, StatPersisted};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
 pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
@@ -131,7 +132,7 @@ pub(crate) fn new_stat(zxid: i64, time: i64, ephemeral_owner: i64) -> StatPersis
 /// crafted paths cannot be aimed at one bucket.
 pub(crate) type NodeMap = imbl::GenericHashMap<
     String,
-    Node,
+    Arc<Node>,
     foldhash::fast::RandomState,
     imbl::shared_ptr::DefaultSharedPtr,
 >;
@@ -182,13 +183,13 @@ impl DataTree {
         for p in [path::ROOT, path::PROC, path::QUOTA] {
             t.nodes.insert(
                 p.to_owned(),
-                Node::new(empty(), OPEN_UNSAFE_ACL_ID, zero.clone()),
+                Arc::new(Node::new(empty(), OPEN_UNSAFE_ACL_ID, zero.clone())),
             );
         }
         let config_acl = t.acls.convert_acls(&read_acl_unsafe());
         let mut config = Node::new(empty(), config_acl, zero);
         config.stat.aversion = -1;
-        t.nodes.insert(path::CONFIG.to_owned(), config);
+        t.nodes.insert(path::CONFIG.to_owned(), Arc::new(config));
         t.link_child(path::ROOT, "zookeeper");
         t.link_child(path::PROC, "quota");
         t.link_child(path::PROC, "config");
@@ -198,7 +199,7 @@ impl DataTree {
     }
 
     fn link_child(&mut self, parent: &str, child: &str) {
-        if let Some(n) = self.nodes.get_mut(parent) {
+        if let Some(n) = self.nodes.get_mut(parent).map(Arc::make_mut) {
             n.children.insert(child.to_owned());
         }
     }
@@ -266,7 +267,7 @@ impl DataTree {
     }
 
     pub fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     /// Puts the quorum's membership into `/zookeeper/config`, as a ZooKeeper
@@ -274,7 +275,7 @@ impl DataTree {
     /// the log, version -1, mzxid the config's version. The node is outside
     /// the digest.
     pub fn set_config(&mut self, data: Bytes, config_version: i64, time: i64) {
-        if let Some(n) = self.nodes.get_mut(path::CONFIG) {
+        if let Some(n) = self.nodes.get_mut(path::CONFIG).map(Arc::make_mut) {
             n.data = Some(data);
             n.stat.version = -1;
             n.stat.mzxid = config_version;
@@ -283,7 +284,7 @@ impl DataTree {
     }
 
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        self.nodes.get(path).map(Node::client_stat)
+        self.nodes.get(path).map(|n| n.client_stat())
     }
 
     pub fn get_data(&self, path: &str) -> Option<(Option<Bytes>, Stat)> {
@@ -426,7 +427,7 @@ impl DataTree {
                 let parent = path::parent_of(&key)
                     .ok_or_else(|| format!("invalid path {key:?} in snapshot"))?;
                 let child = path::child_name(&key).to_owned();
-                let pn = t.nodes.get_mut(parent).ok_or_else(|| {
+                let pn = t.nodes.get_mut(parent).map(Arc::make_mut).ok_or_else(|| {
                     format!("Invalid Datatree, unable to find parent {parent} of path {key}")
                 })?;
                 pn.children.insert(child);
@@ -444,7 +445,7 @@ impl DataTree {
                     EphemeralType::Void => {}
                 }
             }
-            t.nodes.insert(key, Node::new(data, acl, stat));
+            t.nodes.insert(key, Arc::new(Node::new(data, acl, stat)));
         }
         if !t.nodes.contains_key(path::ROOT) {
             return Err("snapshot has no root node".into());
