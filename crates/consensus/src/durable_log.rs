@@ -64,6 +64,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+#[cfg(not(feature = "sim"))]
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -192,8 +193,14 @@ pub struct DurableLogReader {
 pub struct DurableLogHandle {
     shared: Arc<Shared>,
     queue: mpsc::Sender<Command>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<WriterThread>>,
 }
+
+/// The writer's thread; in the simulation, its task.
+#[cfg(not(feature = "sim"))]
+type WriterThread = JoinHandle<()>;
+#[cfg(feature = "sim")]
+type WriterThread = tokio::task::JoinHandle<()>;
 
 /// Lets the state machine tell the log about a snapshot installed from the leader: where the
 /// snapshot's term started (needed to number the entries after it when they continue that term)
@@ -320,14 +327,13 @@ pub fn open(
         hint_pending: None,
         hint_at: None,
     };
-    let files = fs::Handle::current();
+    #[cfg(not(feature = "sim"))]
     let thread = std::thread::Builder::new()
         .name("txnlog-writer".into())
-        .spawn(move || {
-            let _files = files.enter();
-            worker.run(rx)
-        })
+        .spawn(move || worker.run(rx))
         .map_err(|e| fatal(format!("cannot start the txn log writer: {e}")))?;
+    #[cfg(feature = "sim")]
+    let thread = tokio::spawn(worker.run_simulated(rx));
     let store = DurableLogStore {
         cache: Arc::new(Mutex::new(cache)),
         shared: shared.clone(),
@@ -669,10 +675,13 @@ impl DurableLogHandle {
         let _ = self.queue.send(Command::Stop);
         let thread = self.thread.lock().take();
         if let Some(thread) = thread {
-            if tokio::task::spawn_blocking(move || thread.join())
+            #[cfg(not(feature = "sim"))]
+            let stopped = tokio::task::spawn_blocking(move || thread.join())
                 .await
-                .is_err()
-            {
+                .is_ok();
+            #[cfg(feature = "sim")]
+            let stopped = thread.await.is_ok();
+            if !stopped {
                 tracing::warn!("the txn log writer did not stop cleanly");
             }
         }
@@ -798,10 +807,11 @@ struct Writer {
     /// The latest committed entry not yet in the hint.
     hint_pending: Option<LogId>,
     /// When the hint was last written.
-    hint_at: Option<std::time::Instant>,
+    hint_at: Option<tokio::time::Instant>,
 }
 
 impl Writer {
+    #[cfg_attr(feature = "sim", allow(dead_code))]
     fn run(mut self, queue: mpsc::Receiver<Command>) {
         loop {
             // A pending hint is written once the interval has passed, also when no more
@@ -821,44 +831,73 @@ impl Writer {
                     Err(_) => break,
                 }
             };
-            let mut next = Some(first);
-            let mut stop = false;
-            let mut records = 0;
-            while let Some(command) = next.take() {
-                match command {
-                    Command::Append { entries, callback } => {
-                        records += entries.len();
-                        self.append(&entries);
-                        self.pending.push(callback);
-                    }
-                    Command::Truncate { after, done } => {
+            if self.batch(first, &queue) {
+                break;
+            }
+        }
+        self.commit();
+        self.write_hint(true);
+    }
+
+    /// Handles `first` and what else is queued, up to a group's limits, then commits the group
+    /// and writes the commit hint if it is due. True once told to stop.
+    fn batch(&mut self, first: Command, queue: &mpsc::Receiver<Command>) -> bool {
+        let mut next = Some(first);
+        let mut stop = false;
+        let mut records = 0;
+        while let Some(command) = next.take() {
+            match command {
+                Command::Append { entries, callback } => {
+                    records += entries.len();
+                    self.append(&entries);
+                    self.pending.push(callback);
+                }
+                Command::Truncate { after, done } => {
+                    self.commit();
+                    let result = self.guarded(|w| w.truncate_after(after));
+                    let _ = done.send(result);
+                }
+                Command::Purged(upto) => {
+                    if self.last.is_none_or(|last| upto.index > last.index) {
                         self.commit();
-                        let result = self.guarded(|w| w.truncate_after(after));
-                        let _ = done.send(result);
+                        let _ = self.guarded(|w| w.purged_beyond(upto));
                     }
-                    Command::Purged(upto) => {
-                        if self.last.is_none_or(|last| upto.index > last.index) {
-                            self.commit();
-                            let _ = self.guarded(|w| w.purged_beyond(upto));
-                        }
-                    }
-                    Command::Committed(at) => {
-                        self.hint_pending = self.hint_pending.max(Some(at));
-                    }
-                    Command::Stop => {
-                        stop = true;
+                }
+                Command::Committed(at) => {
+                    self.hint_pending = self.hint_pending.max(Some(at));
+                }
+                Command::Stop => {
+                    stop = true;
+                    break;
+                }
+            }
+            if records >= MAX_GROUP_RECORDS || self.log.buffered_bytes() >= MAX_GROUP_BYTES {
+                break;
+            }
+            next = queue.try_recv().ok();
+        }
+        self.commit();
+        self.write_hint(false);
+        stop
+    }
+
+    /// The same loop as [`Writer::run`] as a task of the member's own runtime, which looks for
+    /// commands every millisecond: in the simulation no thread runs beside the simulated clock,
+    /// so a seed replays exactly.
+    #[cfg(feature = "sim")]
+    async fn run_simulated(mut self, queue: mpsc::Receiver<Command>) {
+        loop {
+            match queue.try_recv() {
+                Ok(first) => {
+                    if self.batch(first, &queue) {
                         break;
                     }
                 }
-                if records >= MAX_GROUP_RECORDS || self.log.buffered_bytes() >= MAX_GROUP_BYTES {
-                    break;
+                Err(mpsc::TryRecvError::Empty) => {
+                    self.write_hint(false);
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
-                next = queue.try_recv().ok();
-            }
-            self.commit();
-            self.write_hint(false);
-            if stop {
-                break;
+                Err(mpsc::TryRecvError::Disconnected) => break,
             }
         }
         self.commit();
@@ -960,7 +999,7 @@ impl Writer {
         if !now && self.hint_at.is_some_and(|t| t.elapsed() < HINT_INTERVAL) {
             return;
         }
-        self.hint_at = Some(std::time::Instant::now());
+        self.hint_at = Some(tokio::time::Instant::now());
         let Ok(zxid) = self.shared.zxid_of(at) else {
             return;
         };

@@ -429,6 +429,13 @@ impl Consensus {
         .await
     }
 
+    /// Runs `future` with openraft's randomness (election timeouts) drawn from `seed`: a
+    /// simulated member starts inside it, so that a seed replays exactly.
+    #[cfg(feature = "sim")]
+    pub fn with_seed<F: Future>(seed: u64, future: F) -> impl Future<Output = F::Output> {
+        types::SimRuntime::scope(seed, future)
+    }
+
     /// Sends `body` to the leader's [`PeerHandler`] and waits for its answer. Calls are
     /// delivered in the order of this method's calls (the future need not be polled for that).
     /// Fails with [`ConsensusError::NotLeader`] when no leader can be reached, or the leader

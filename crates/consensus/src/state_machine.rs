@@ -189,14 +189,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot<SnapshotData>, io::Error> {
         if let Some(job) = self.serialize.take().and_then(|j| j.into_inner()) {
-            let files = fs::Handle::current();
-            self.snapshot.snapshot.file = tokio::task::spawn_blocking(move || {
-                let _files = files.enter();
-                job()
-            })
-            .await
-            .map_err(io::Error::other)??
-            .map(Arc::new);
+            // In the simulation the file is written at once, on the member's own runtime: no
+            // thread runs beside the simulated clock, so a seed replays exactly.
+            #[cfg(feature = "sim")]
+            let file = job()?;
+            #[cfg(not(feature = "sim"))]
+            let file = tokio::task::spawn_blocking(job)
+                .await
+                .map_err(io::Error::other)??;
+            self.snapshot.snapshot.file = file.map(Arc::new);
         }
         *self.current_snapshot.lock() = Some(self.snapshot.clone());
         Ok(self.snapshot.clone())

@@ -13,10 +13,11 @@
 //! SIM_SEEDS=500 SIM_FIRST_SEED=1000 SIM_SECONDS=120 cargo test --release ...        # a search
 //! ```
 //!
-//! Each run draws its faults from its seed, and turmoil draws latencies and torn blocks from
-//! it. The members' own threads (the log writer, snapshot capture) run in real time beside the
-//! simulated clock, so a replayed seed repeats the same faults at the same simulated times,
-//! while the interleaving within a tick may differ.
+//! A seed decides everything: the faults, turmoil's latencies and torn blocks, and openraft's
+//! election timeouts (each life of each member draws them from its own seed). Nothing runs
+//! beside the simulated clock: with the `sim` feature the log writer and the snapshot capture
+//! run on the member's own runtime. So a seed replays exactly, which `a_seed_replays_exactly`
+//! checks (two runs, one fingerprint of everything observed).
 //!
 //! What every run checks, whatever the faults:
 //! - every acknowledged create is in every member's final tree, with its data;
@@ -293,7 +294,14 @@ async fn member(
 type Heal = Box<dyn FnOnce(&mut turmoil::Sim<'_>)>;
 
 /// Runs one seeded simulation; Err says what went wrong.
-fn run(seed: u64, seconds: u64) -> Result<String, String> {
+/// A run's summary, and a fingerprint of everything it observed: two runs of one seed must
+/// give the same.
+struct Outcome {
+    summary: String,
+    fingerprint: u64,
+}
+
+fn run(seed: u64, seconds: u64) -> Result<Outcome, String> {
     let mut rng = Rng(seed);
     let mut builder = turmoil::Builder::new();
     builder
@@ -305,7 +313,7 @@ fn run(seed: u64, seconds: u64) -> Result<String, String> {
     // A crash tears the unsynced writes at 512-byte blocks: some survive, some do not.
     builder.fs().block_size(512);
     let mut sim = builder.build();
-    let result = drive(&mut sim, &mut rng, seconds);
+    let result = drive(&mut sim, &mut rng, seed, seconds);
     // Stops the members inside the simulation, so that what their tasks drop finds its files.
     for m in MEMBERS {
         sim.crash(host(m));
@@ -314,7 +322,12 @@ fn run(seed: u64, seconds: u64) -> Result<String, String> {
 }
 
 /// Starts the members, injects the faults, lets the members converge, and checks.
-fn drive(sim: &mut turmoil::Sim<'_>, rng: &mut Rng, seconds: u64) -> Result<String, String> {
+fn drive(
+    sim: &mut turmoil::Sim<'_>,
+    rng: &mut Rng,
+    seed: u64,
+    seconds: u64,
+) -> Result<Outcome, String> {
     let observed = Arc::new(Mutex::new(Observed::default()));
     let next_value = Arc::new(AtomicI32::new(1));
     let proposing = Arc::new(AtomicBool::new(true));
@@ -322,7 +335,13 @@ fn drive(sim: &mut turmoil::Sim<'_>, rng: &mut Rng, seconds: u64) -> Result<Stri
         let (observed, next_value, proposing) =
             (observed.clone(), next_value.clone(), proposing.clone());
         sim.host(host(id), move || {
-            member(id, observed.clone(), next_value.clone(), proposing.clone())
+            // Each life of each member draws openraft's randomness from its own seed.
+            let life = observed.lock().applied.get(&id).map_or(0, Vec::len) as u64;
+            let mut mix = Rng(seed ^ (id << 48) ^ (life << 32));
+            Consensus::with_seed(
+                mix.next(),
+                member(id, observed.clone(), next_value.clone(), proposing.clone()),
+            )
         });
     }
 
@@ -461,7 +480,7 @@ fn drive(sim: &mut turmoil::Sim<'_>, rng: &mut Rng, seconds: u64) -> Result<Stri
     }
     let lives: usize = o.applied.values().map(Vec::len).sum();
     let nodes = o.trees[&1].lock().node_count();
-    Ok(format!(
+    let summary = format!(
         "{} faults, {} acknowledged ({} when proposals stopped), {} member lives, {} snapshots \
          written, {} installed, final tree {} znodes",
         log.len(),
@@ -471,15 +490,28 @@ fn drive(sim: &mut turmoil::Sim<'_>, rng: &mut Rng, seconds: u64) -> Result<Stri
         o.snapshots,
         o.installs,
         nodes
-    ))
+    );
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    {
+        use std::hash::{Hash, Hasher};
+        o.acked.hash(&mut h);
+        for m in MEMBERS {
+            o.applied[&m].hash(&mut h);
+            let t = o.trees[&m].lock();
+            (t.last_zxid(), t.digest()).hash(&mut h);
+        }
+        (o.snapshots, o.installs, sim.elapsed()).hash(&mut h);
+        let fingerprint = h.finish();
+        Ok(Outcome {
+            summary,
+            fingerprint,
+        })
+    }
 }
 
-/// Crashes a member: its tasks stop, and its disk keeps only what was fsynced (with torn blocks
-/// of the rest). Its log writer thread may still be finishing a batch it had taken; after it has
-/// had time to stop, whatever it wrote without fsync is discarded again.
+/// Crashes a member: its tasks stop (the log writer too: in the simulation it is one of them),
+/// and its disk keeps only what was fsynced, with torn blocks of the rest.
 fn crash(sim: &mut turmoil::Sim, id: u64) {
-    sim.crash(host(id));
-    std::thread::sleep(Duration::from_millis(20));
     sim.crash(host(id));
 }
 
@@ -558,17 +590,31 @@ fn acknowledged_writes_survive_crashes_partitions_and_lost_unsynced_writes() {
     for seed in seeds() {
         let started = std::time::Instant::now();
         match run(seed, seconds) {
-            Ok(summary) => eprintln!(
-                "seed {seed}: ok in {:.1} s: {summary}",
-                started.elapsed().as_secs_f64()
+            Ok(outcome) => eprintln!(
+                "seed {seed}: ok in {:.1} s: {} (fingerprint {:016x})",
+                started.elapsed().as_secs_f64(),
+                outcome.summary,
+                outcome.fingerprint
             ),
             Err(e) => {
                 eprintln!(
-                    "seed {seed}: FAILED (replay: SIM_SEED={seed} SIM_SECONDS={seconds} cargo test -p ensemble-consensus --features sim --test sim): {e}"
+                    "seed {seed}: FAILED (replay: SIM_SEED={seed} SIM_SECONDS={seconds} cargo test --release -p ensemble-consensus --features sim --test sim): {e}"
                 );
                 failed.push(seed);
             }
         }
     }
     assert!(failed.is_empty(), "failing seeds: {failed:?}");
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    let seed = seeds()[0];
+    let first = run(seed, 20).expect("the first run passes");
+    let second = run(seed, 20).expect("the second run passes");
+    assert_eq!(
+        first.fingerprint, second.fingerprint,
+        "seed {seed} gave different runs:\n{}\n{}",
+        first.summary, second.summary
+    );
 }

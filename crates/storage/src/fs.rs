@@ -21,32 +21,3 @@ pub fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(feature = "sim")]
     return turmoil::fs::shim::std::fs::sync_dir(dir);
 }
-
-/// The file system of the calling thread, to carry into a thread it starts (the real one needs
-/// nothing carried).
-pub struct Handle {
-    #[cfg(feature = "sim")]
-    inner: turmoil::fs::FsHandle,
-}
-
-/// Keeps a [`Handle`]'s file system on this thread while it lives.
-pub struct Entered {
-    #[cfg(feature = "sim")]
-    _guard: turmoil::fs::FsHandleGuard,
-}
-
-impl Handle {
-    pub fn current() -> Handle {
-        Handle {
-            #[cfg(feature = "sim")]
-            inner: turmoil::fs::FsHandle::current(),
-        }
-    }
-
-    pub fn enter(&self) -> Entered {
-        Entered {
-            #[cfg(feature = "sim")]
-            _guard: self.inner.enter(),
-        }
-    }
-}
