@@ -293,7 +293,6 @@ async fn member(
 /// What ends a fault.
 type Heal = Box<dyn FnOnce(&mut turmoil::Sim<'_>)>;
 
-/// Runs one seeded simulation; Err says what went wrong.
 /// A run's summary, and a fingerprint of everything it observed: two runs of one seed must
 /// give the same.
 struct Outcome {
@@ -301,6 +300,7 @@ struct Outcome {
     fingerprint: u64,
 }
 
+/// Runs one seeded simulation; Err says what went wrong.
 fn run(seed: u64, seconds: u64) -> Result<Outcome, String> {
     let mut rng = Rng(seed);
     let mut builder = turmoil::Builder::new();
