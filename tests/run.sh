@@ -31,7 +31,7 @@ echo "== cargo build --release"
 cargo build --release --workspace
 echo "== cargo test"
 cargo test --release --workspace
-echo "== simulation: three members on turmoil's simulated network and disk, 40 seeds (about two minutes)"
+echo "== simulation: three members on turmoil's simulated network and disk, 40 seeds (about three minutes)"
 SIM_SEEDS=40 SIM_SECONDS=60 cargo test --release -p ensemble-consensus --features sim --test sim
 echo "== interop and differential tests (real clients, Ensemble beside Apache ZooKeeper 3.8)"
 ENSEMBLE_BIN="$PWD/target/release/ensemble" python3 -m pytest -q -p no:cacheprovider tests/interop tests/differential
