@@ -433,7 +433,7 @@ impl Consensus {
     /// simulated member starts inside it, so that a seed replays exactly.
     #[cfg(feature = "sim")]
     pub fn with_seed<F: Future>(seed: u64, future: F) -> impl Future<Output = F::Output> {
-        types::SimRuntime::scope(seed, future)
+        types::Runtime::scope(seed, future)
     }
 
     /// Sends `body` to the leader's [`PeerHandler`] and waits for its answer. Calls are

@@ -20,28 +20,16 @@ impl fmt::Display for Txn {
     }
 }
 
+/// The async runtime: tokio's.
 #[cfg(not(feature = "sim"))]
-openraft::declare_raft_types!(
-    /// Node ids are ZooKeeper `myid` numbers; terms are zxid epochs.
-    pub TypeConfig:
-        D = Txn,
-        // The response of applying an entry is its zxid.
-        R = i64,
-        NodeId = u64,
-        // `addr` is the peer address (`server.N` host:peerPort).
-        Node = openraft::BasicNode,
-        Term = u64,
-        // Standard Raft: at most one leader per term, so a term is a ZooKeeper epoch.
-        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
-);
+pub type Runtime = openraft_rt_tokio::TokioRuntime;
 
-// The simulation's runtime: tokio's, with openraft's randomness (election timeouts) drawn from
-// the seed given to `Consensus::with_seed`.
+/// The simulation's runtime: tokio's, with openraft's randomness (election timeouts) drawn from
+/// the seed given to `Consensus::with_seed`.
 #[cfg(feature = "sim")]
-pub type SimRuntime =
+pub type Runtime =
     openraft_rt::deterministic_rng::DeterministicRng<openraft_rt_tokio::TokioRuntime>;
 
-#[cfg(feature = "sim")]
 openraft::declare_raft_types!(
     /// Node ids are ZooKeeper `myid` numbers; terms are zxid epochs.
     pub TypeConfig:
@@ -54,7 +42,7 @@ openraft::declare_raft_types!(
         Term = u64,
         // Standard Raft: at most one leader per term, so a term is a ZooKeeper epoch.
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
-        AsyncRuntime = SimRuntime,
+        AsyncRuntime = Runtime,
 );
 
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
