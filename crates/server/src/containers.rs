@@ -20,7 +20,7 @@ pub fn candidates(tree: &DataTree, now_ms: i64, max_never_used_ms: u64) -> Vec<S
         let Some(node) = tree.node(&path) else {
             continue;
         };
-        if !node.children.is_empty() {
+        if node.has_children() {
             continue;
         }
         let elapsed = now_ms - node.stat.mtime;
@@ -33,7 +33,7 @@ pub fn candidates(tree: &DataTree, now_ms: i64, max_never_used_ms: u64) -> Vec<S
         let Some(node) = tree.node(&path) else {
             continue;
         };
-        if !node.children.is_empty() {
+        if node.has_children() {
             continue;
         }
         let ttl = ttl_of_ephemeral_owner(node.stat.ephemeral_owner).unwrap_or(0);

@@ -1,5 +1,7 @@
 //! The data tree's own memory: builds a tree of N znodes of 100 bytes under one parent (as a
-//! snapshot load does) and prints the process's resident memory before and after.
+//! snapshot load does) and prints the process's resident memory before and after. The names
+//! are as long as those of `ensemble bench --workload populate` (`p<16 hex digits>-<n>`), and
+//! the allocator is the server's.
 //!
 //! ```text
 //! cargo run --release -p ensemble-tree --example tree_memory [N]
@@ -8,6 +10,9 @@
 use bytes::Bytes;
 use ensemble_proto::{Acl, StatPersisted};
 use ensemble_tree::DataTree;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn rss_kib(key: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -31,7 +36,7 @@ fn main() {
     for i in 0..n {
         let data = Some(Bytes::from(vec![7u8; 100]));
         nodes.push((
-            format!("/bench/k{i:07}"),
+            format!("/bench/p18ee8052a583cd22-{i}"),
             data,
             -1,
             StatPersisted::default(),

@@ -5,11 +5,11 @@
 
 use crate::digest;
 use crate::path::{self, child_name, parent_of};
+use crate::tree::PathKey;
 use crate::tree::{new_stat, node_size, ttl_to_ephemeral_owner, DataTree, EphemeralType, Node};
 use crate::txn::TxnBody;
 use bytes::Bytes;
 use ensemble_proto::{event_type, op, Acl, ErrorCode, Stat, TxnHeader};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The result of applying one txn (ZooKeeper's `ProcessTxnResult`).
@@ -216,7 +216,7 @@ impl DataTree {
         ev: &mut Events,
     ) -> Result<Stat, ErrorCode> {
         let parent_name = parent_of(path).ok_or(ErrorCode::NoNode)?.to_owned();
-        if !self.nodes.contains_key(&parent_name) {
+        if !self.nodes.contains_key(parent_name.as_str()) {
             return Err(ErrorCode::NoNode);
         }
         // ZooKeeper converts (and counts) the ACL before the existence check
@@ -226,37 +226,32 @@ impl DataTree {
             existing.acl = acl_id;
             return Err(ErrorCode::NodeExists);
         }
-        let child = child_name(path).to_owned();
+        let key = PathKey::from(path);
         self.digest_remove(&parent_name);
-        if let Some(parent) = self.nodes.get_mut(&parent_name).map(Arc::make_mut) {
+        if let Some(parent) = self.nodes.get_mut(parent_name.as_str()).map(Arc::make_mut) {
             // Replay may see a create whose node was deleted again inside the
             // fuzzy range: never move cversion/pzxid backwards.
             raise_cversion(&mut parent.stat, parent_cversion, zxid);
-            parent.children.insert(child);
+            parent.add_child(key.clone());
         }
         self.digest_add(&parent_name);
-        let node = Node {
-            data: own(data),
-            acl: acl_id,
-            stat: new_stat(zxid, time, ephemeral_owner),
-            children: BTreeSet::new(),
-        };
+        let node = Node::new(own(data), acl_id, new_stat(zxid, time, ephemeral_owner));
         self.data_size += node_size(path, node.data.as_ref());
         let stat = node.client_stat();
-        self.nodes.insert(path.to_owned(), Arc::new(node));
+        self.nodes.insert(key.clone(), Arc::new(node));
         self.digest_add(path);
         match EphemeralType::of(ephemeral_owner) {
             EphemeralType::Container => {
-                self.containers.insert(path.to_owned());
+                self.containers.insert(key);
             }
             EphemeralType::Ttl => {
-                self.ttls.insert(path.to_owned());
+                self.ttls.insert(key);
             }
             EphemeralType::Normal => {
                 self.ephemerals
                     .entry(ephemeral_owner)
                     .or_default()
-                    .insert(path.to_owned());
+                    .insert(key);
             }
             EphemeralType::Void => {}
         }
@@ -278,12 +273,12 @@ impl DataTree {
         self.digest_remove(&parent_name);
         let parent = self
             .nodes
-            .get_mut(&parent_name)
+            .get_mut(parent_name.as_str())
             .map(Arc::make_mut)
             .ok_or(ErrorCode::NoNode)?;
         // ZooKeeper moves pzxid even when the child is already gone (fuzzy
         // snapshot replay), but never backwards.
-        parent.children.remove(child_name(path));
+        parent.remove_child(path);
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
@@ -392,7 +387,7 @@ impl DataTree {
         self.digest_remove(&path);
         let n = self
             .nodes
-            .get_mut(&path)
+            .get_mut(path.as_str())
             .map(Arc::make_mut)
             .ok_or(ErrorCode::NoNode)?;
         raise_cversion(&mut n.stat, cversion, zxid);
@@ -408,7 +403,10 @@ impl DataTree {
             // A path already gone is ignored, as ZooKeeper does.
             let _ = self.delete_node(p, zxid, ev);
         }
-        let mut rest: Vec<&String> = local.iter().filter(|p| !in_txn.contains(p)).collect();
+        let mut rest: Vec<&PathKey> = local
+            .iter()
+            .filter(|p| !in_txn.iter().any(|t| t == p.as_str()))
+            .collect();
         rest.sort();
         for p in rest {
             let _ = self.delete_node(p, zxid, ev);

@@ -239,7 +239,7 @@ impl Prep {
         let n = tree.node(path).ok_or(ErrorCode::NoNode)?;
         Ok(PendingNode {
             stat: n.stat.clone(),
-            child_count: n.children.len() as i32,
+            child_count: n.child_count() as i32,
             acl: tree.acl_cache().convert_long(n.acl),
         })
     }

@@ -174,7 +174,7 @@ impl DataTree {
     /// `updateQuotaStat`.
     fn update_quota_stat(&mut self, prefix: &str, bytes_diff: i64, count_diff: i64) {
         let sp = stat_path(prefix);
-        let Some(n) = self.nodes.get(&sp) else {
+        let Some(n) = self.nodes.get(sp.as_str()) else {
             return;
         };
         let mut st = StatsTrack::parse(n.data.as_deref().unwrap_or_default());
@@ -183,7 +183,7 @@ impl DataTree {
         self.set_stats_data(&sp, st.to_bytes());
         // Passing a soft limit is only logged, as ZooKeeper's DataTree does.
         let limit_path = format!("{}{prefix}/{LIMIT_NODE}", path::QUOTA);
-        if let Some(limit) = self.nodes.get(&limit_path) {
+        if let Some(limit) = self.nodes.get(limit_path.as_str()) {
             let limit = StatsTrack::parse(limit.data.as_deref().unwrap_or_default());
             if limit.count() > -1 && st.count() > limit.count() {
                 tracing::warn!(
@@ -211,16 +211,10 @@ impl DataTree {
             target.to_owned()
         }];
         while let Some(p) = stack.pop() {
-            if let Some(n) = self.nodes.get(&p) {
+            if let Some(n) = self.nodes.get(p.as_str()) {
                 count += 1;
                 bytes += n.data.as_ref().map_or(0, |d| d.len() as i64);
-                for c in &n.children {
-                    stack.push(if p == "/" {
-                        format!("/{c}")
-                    } else {
-                        format!("{p}/{c}")
-                    });
-                }
+                stack.extend(n.child_paths().map(str::to_owned));
             }
         }
         let mut st = StatsTrack::default();
@@ -237,9 +231,7 @@ impl DataTree {
         let mut found: Vec<String> = self
             .nodes
             .iter()
-            .filter(|(p, n)| {
-                p.starts_with(&prefix) && p.ends_with(&suffix) && n.children.is_empty()
-            })
+            .filter(|(p, n)| p.starts_with(&prefix) && p.ends_with(&suffix) && !n.has_children())
             .map(|(p, _)| p[path::QUOTA.len()..p.len() - suffix.len()].to_owned())
             .collect();
         found.sort();

@@ -353,6 +353,55 @@ fn delete_moves_parent_pzxid_but_not_its_persisted_cversion() {
 }
 
 #[test]
+fn children_are_listed_by_name_in_order_and_leave_no_set_behind() {
+    // The tree keeps each child as its full path; the names come back sorted,
+    // whatever the order of the creates, and a parent whose last child went
+    // has no set left.
+    let mut zk = Zk::new();
+    zk.create("/p", 0);
+    for name in ["b", "a10", "a", "a9", "B", "a-"] {
+        zk.create(&format!("/p/{name}"), 0);
+    }
+    zk.create("/p/a/deeper", 0);
+    let (names, stat) = zk.tree.children("/p").unwrap();
+    assert_eq!(names, ["B", "a", "a-", "a10", "a9", "b"]);
+    assert_eq!(stat.num_children, 6);
+    let root = zk.tree.children("/").unwrap().0;
+    assert_eq!(root, ["p", "zookeeper"]);
+    let mut visited = Vec::new();
+    zk.tree.visit_preorder(|p, _| visited.push(p.to_owned()));
+    let expected = [
+        "",
+        "/p",
+        "/p/B",
+        "/p/a",
+        "/p/a/deeper",
+        "/p/a-",
+        "/p/a10",
+        "/p/a9",
+        "/p/b",
+        "/zookeeper",
+        "/zookeeper/config",
+        "/zookeeper/quota",
+    ];
+    assert_eq!(visited, expected);
+    for name in ["b", "a10", "a9", "B", "a-"] {
+        assert_eq!(
+            zk.run(op::DELETE, &delete_req(&format!("/p/{name}"), -1))
+                .err,
+            0
+        );
+    }
+    assert_eq!(zk.tree.node("/p").unwrap().child_count(), 1);
+    assert_eq!(zk.run(op::DELETE, &delete_req("/p/a/deeper", -1)).err, 0);
+    assert_eq!(zk.run(op::DELETE, &delete_req("/p/a", -1)).err, 0);
+    let p = zk.tree.node("/p").unwrap();
+    assert!(!p.has_children());
+    assert_eq!(p.child_names().count(), 0);
+    assert_eq!(zk.stat("/p").num_children, 0);
+}
+
+#[test]
 fn delete_checks_version_children_and_existence() {
     let mut zk = Zk::new();
     zk.create("/a", 0);
