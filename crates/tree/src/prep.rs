@@ -93,7 +93,9 @@ pub struct Prep {
     opts: PrepOptions,
     next_seq: u64,
     queue: VecDeque<QueuedChange>,
-    for_path: HashMap<String, ChangeRecord>,
+    /// Hashed with foldhash (seeded per map), as the node map: a lookup,
+    /// an insert and a remove per write.
+    for_path: HashMap<String, ChangeRecord, foldhash::fast::RandomState>,
     /// While a multi is being prepared: the record each touched path had
     /// before it, to restore all of them if an op fails.
     undo: Option<HashMap<String, Option<ChangeRecord>>>,
@@ -107,7 +109,7 @@ impl Prep {
             opts,
             next_seq: 1,
             queue: VecDeque::new(),
-            for_path: HashMap::new(),
+            for_path: HashMap::default(),
             undo: None,
         }
     }
