@@ -5,8 +5,9 @@
 
 use crate::digest;
 use crate::path::{self, child_name, parent_of};
-use crate::tree::PathKey;
-use crate::tree::{new_stat, node_size, ttl_to_ephemeral_owner, DataTree, EphemeralType, Node};
+use crate::tree::{
+    new_stat, node_size, ttl_to_ephemeral_owner, DataTree, EphemeralType, Node, PathKey,
+};
 use crate::txn::TxnBody;
 use bytes::Bytes;
 use ensemble_proto::{event_type, op, Acl, ErrorCode, Stat, TxnHeader};

@@ -205,16 +205,13 @@ impl DataTree {
     /// `updateQuotaForPath`: recount a whole subtree (node itself included).
     fn update_quota_for_path(&mut self, target: &str) {
         let (mut count, mut bytes) = (0i64, 0i64);
-        let mut stack = vec![if target.is_empty() {
-            "/".to_owned()
-        } else {
-            target.to_owned()
-        }];
+        // The children's paths are borrowed from the tree: nothing is copied.
+        let mut stack: Vec<&str> = vec![if target.is_empty() { "/" } else { target }];
         while let Some(p) = stack.pop() {
-            if let Some(n) = self.nodes.get(p.as_str()) {
+            if let Some(n) = self.nodes.get(p) {
                 count += 1;
                 bytes += n.data.as_ref().map_or(0, |d| d.len() as i64);
-                stack.extend(n.child_paths().map(str::to_owned));
+                stack.extend(n.child_paths());
             }
         }
         let mut st = StatsTrack::default();
