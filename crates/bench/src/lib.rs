@@ -14,6 +14,7 @@
 mod plot;
 mod report;
 mod sessions;
+mod wire;
 mod workload;
 
 use clap::{Args, Subcommand, ValueEnum};

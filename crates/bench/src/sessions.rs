@@ -7,11 +7,14 @@ use crate::report::{
     ConnectReport, CpuTime, Details, Summary, WatchReport, WatchRound, WorkerStats,
 };
 use crate::workload::persistent;
-use crate::{close, connect_one, connector, report, BenchArgs};
+use crate::{close, connect_one, connector, report, wire, BenchArgs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use zookeeper_client as zk;
+
+/// The event type of a data change (ZooKeeper's EventType.NodeDataChanged).
+const NODE_DATA_CHANGED: i32 = 3;
 
 /// How long a watch round waits for the notifications after the setData.
 const NOTIFY_PATIENCE: Duration = Duration::from_secs(30);
@@ -133,11 +136,60 @@ pub async fn connect(args: &BenchArgs) -> Result<Summary, String> {
     ))
 }
 
+/// Opens `--sessions` watchers at the wire, `--inflight` handshakes at a
+/// time, spread over the hosts. A failed handshake is counted, not retried.
+async fn open_watchers(args: &BenchArgs) -> (Vec<wire::Watcher>, WorkerStats, Duration) {
+    let started = Instant::now();
+    let hosts: Arc<Vec<String>> = Arc::new(args.hosts.split(',').map(str::to_string).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.inflight.clamp(1, args.sessions.max(1)) {
+        let (next, hosts) = (next.clone(), hosts.clone());
+        let (total, timeout) = (args.sessions, args.session_timeout_ms);
+        tasks.push(tokio::spawn(async move {
+            let mut watchers = Vec::new();
+            let mut stats = WorkerStats::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let began = Instant::now();
+                match wire::Watcher::connect(&hosts[i % hosts.len()], timeout).await {
+                    Ok(w) => {
+                        stats.record(began.elapsed().as_micros() as u64);
+                        watchers.push(w);
+                    }
+                    Err(e) => stats.error_named(&io_error_name(&e), 1),
+                }
+            }
+            (watchers, stats)
+        }));
+    }
+    let mut watchers = Vec::with_capacity(args.sessions);
+    let mut stats = WorkerStats::new();
+    for task in tasks {
+        match task.await {
+            Ok((w, s)) => {
+                watchers.extend(w);
+                stats.merge(s);
+            }
+            Err(_) => stats.error_named("ConnectTaskFailed", 1),
+        }
+    }
+    (watchers, stats, started.elapsed())
+}
+
+fn io_error_name(e: &std::io::Error) -> String {
+    format!("{:?}", e.kind())
+}
+
 /// `watch`: every session sets a data watch on one znode, a separate session
 /// sets its data once, and each notification is timed from the moment that
 /// setData was sent; `--rounds` times, re-arming the watches each round.
-/// A notification is timed when its task runs, so the figures include the
-/// bench's own scheduling of thousands of tasks, the same for any server.
+/// The watchers speak the protocol themselves (crate::wire), a task each: a
+/// notification is timed when its task has read it, so the figures include
+/// the bench's own scheduling of thousands of tasks, the same for any server.
 pub async fn watch(args: &BenchArgs) -> Result<Summary, String> {
     let cpu_before = CpuTime::now();
     let started_unix = SystemTime::now();
@@ -152,8 +204,8 @@ pub async fn watch(args: &BenchArgs) -> Result<Summary, String> {
         Ok(_) | Err(zk::Error::NodeExists) => {}
         Err(e) => return Err(format!("cannot create {path}: {e}")),
     }
-    let opened = open_many(args).await;
-    if opened.clients.is_empty() {
+    let (mut watchers, opened, connect_elapsed) = open_watchers(args).await;
+    if watchers.is_empty() {
         return Err(format!(
             "no session could be established with {}",
             args.hosts
@@ -162,16 +214,17 @@ pub async fn watch(args: &BenchArgs) -> Result<Summary, String> {
     if !args.quiet {
         eprintln!(
             "{} watchers connected in {:.2} s",
-            opened.clients.len(),
-            opened.elapsed.as_secs_f64()
+            watchers.len(),
+            connect_elapsed.as_secs_f64()
         );
     }
     let mut notified = WorkerStats::new();
-    notified.merge_errors(&opened.stats);
+    notified.merge_errors(&opened);
     let mut rounds = Vec::new();
     let mut elapsed = Duration::ZERO;
     for round in 0..args.rounds {
-        let r = watch_round(&opened.clients, &writer, &path, &data, &mut notified).await?;
+        let r;
+        (watchers, r) = watch_round(watchers, &writer, &path, &data, &mut notified).await?;
         if !args.quiet {
             eprintln!(
                 "round {}: {} notified, last after {:.1} ms, {} missed",
@@ -185,12 +238,17 @@ pub async fn watch(args: &BenchArgs) -> Result<Summary, String> {
         rounds.push(r);
     }
     let cpu = CpuTime::now().since(&cpu_before);
-    let mut all = opened.clients;
-    all.push(writer);
-    close(all).await;
+    let closing: Vec<_> = watchers
+        .into_iter()
+        .map(|w| tokio::spawn(w.close()))
+        .collect();
+    for c in closing {
+        let _ = c.await;
+    }
+    close(vec![writer]).await;
     let details = Details::Watch(WatchReport {
         watchers: args.sessions,
-        connect_s: opened.elapsed.as_secs_f64(),
+        connect_s: connect_elapsed.as_secs_f64(),
         rounds,
     });
     Ok(Summary::new(
@@ -198,7 +256,7 @@ pub async fn watch(args: &BenchArgs) -> Result<Summary, String> {
         notified,
         started_unix,
         elapsed,
-        opened.elapsed.as_secs_f64(),
+        connect_elapsed.as_secs_f64(),
         cpu,
         details,
     ))
@@ -206,37 +264,37 @@ pub async fn watch(args: &BenchArgs) -> Result<Summary, String> {
 
 /// One round: arm a watch in every session, wait until all are armed, send one
 /// setData and collect the notifications. Notification delays go to `all`.
+/// The watchers come back for the next round, but for those that failed.
 async fn watch_round(
-    clients: &[zk::Client],
+    watchers: Vec<wire::Watcher>,
     writer: &zk::Client,
     path: &Arc<str>,
     data: &[u8],
     all: &mut WorkerStats,
-) -> Result<WatchRound, String> {
+) -> Result<(Vec<wire::Watcher>, WatchRound), String> {
     let arming = Instant::now();
-    let (armed_tx, mut armed_rx) = tokio::sync::mpsc::channel(clients.len());
-    let mut tasks = Vec::with_capacity(clients.len());
-    for client in clients {
-        let (client, path, armed) = (client.clone(), path.clone(), armed_tx.clone());
+    let (armed_tx, mut armed_rx) = tokio::sync::mpsc::channel(watchers.len());
+    let mut tasks = Vec::with_capacity(watchers.len());
+    for mut w in watchers {
+        let (path, armed) = (path.clone(), armed_tx.clone());
         tasks.push(tokio::spawn(async move {
-            let watcher = match client.get_and_watch_data(&path).await {
-                Ok((_, _, watcher)) => watcher,
-                Err(e) => {
-                    let _ = armed.send(Err(e)).await;
-                    return None;
-                }
-            };
+            if let Err(e) = w.arm(&path).await {
+                let _ = armed.send(Err(e)).await;
+                return None;
+            }
             let _ = armed.send(Ok(())).await;
             drop(armed);
-            let event = watcher.changed().await;
-            Some((event.event_type, Instant::now()))
+            match w.notification().await {
+                Ok(event) => Some((w, Ok(event))),
+                Err(e) => Some((w, Err(e))),
+            }
         }));
     }
     drop(armed_tx);
     // Every task sends once and then drops its sender, so this ends.
     while let Some(result) = armed_rx.recv().await {
         if let Err(e) = result {
-            all.error(&e);
+            all.error_named(&io_error_name(&e), 1);
         }
     }
     let arm_ms = arming.elapsed().as_secs_f64() * 1000.0;
@@ -250,12 +308,18 @@ async fn watch_round(
     let deadline = sent + NOTIFY_PATIENCE;
     let mut round = WorkerStats::new();
     let mut missed = 0;
+    let mut kept = Vec::with_capacity(tasks.len());
     for mut task in tasks {
         match tokio::time::timeout_at(deadline.into(), &mut task).await {
-            Ok(Ok(Some((zk::EventType::NodeDataChanged, at)))) => {
-                round.record(at.saturating_duration_since(sent).as_micros() as u64);
+            Ok(Ok(Some((w, Ok(event))))) => {
+                if event.event_type == NODE_DATA_CHANGED {
+                    round.record(event.at.saturating_duration_since(sent).as_micros() as u64);
+                } else {
+                    all.error_named("UnexpectedEvent", 1);
+                }
+                kept.push(w);
             }
-            Ok(Ok(Some(_))) => all.error_named("UnexpectedEvent", 1),
+            Ok(Ok(Some((_, Err(e))))) => all.error_named(&io_error_name(&e), 1),
             // Not armed: already counted with its error.
             Ok(Ok(None)) => {}
             Ok(Err(_)) => all.error_named("WatchTaskFailed", 1),
@@ -276,5 +340,5 @@ async fn watch_round(
         arm_ms,
     };
     all.merge(round);
-    Ok(result)
+    Ok((kept, result))
 }

@@ -12,26 +12,20 @@ use crate::throttle::Admission;
 use crate::Shared;
 use bytes::{Buf, Bytes, BytesMut};
 use ensemble_proto::{op, ConnectRequest, ConnectResponse, CreateSessionTxn, Id, Jute, Reader};
+use parking_lot::Mutex;
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tracing::{debug, info, warn};
-
-/// What the writer task of a connection is told.
-pub enum Out {
-    Frame(Bytes),
-    /// Flush what is queued, then close the socket.
-    Close,
-}
 
 /// Signals to the connection task from the rest of the server.
 pub enum Ctl {
@@ -41,9 +35,6 @@ pub enum Ctl {
     Established,
     /// Stop serving this connection (session closed, expired or moved).
     Close,
-    /// The client has left more than [`MAX_QUEUED_OUT`] bytes unread: drop
-    /// the connection without flushing.
-    Overflow,
 }
 
 /// Most bytes of replies and notifications a connection may have queued and not
@@ -51,38 +42,176 @@ pub enum Ctl {
 /// disconnected here, instead of the server holding its answers without bound.
 pub const MAX_QUEUED_OUT: usize = 64 * 1024 * 1024;
 
+/// What the rest of the server leaves for a connection: the frames to write,
+/// in the order they were sent, and the signals. One task serves the
+/// connection (reads, runs requests, writes); others only append here and
+/// wake it.
+struct Outbox {
+    queue: Mutex<OutQueue>,
+    wake: Notify,
+    stats: Arc<ServerStats>,
+    conn: Arc<ConnStats>,
+}
+
+#[derive(Default)]
+struct OutQueue {
+    /// Frames not yet taken by the connection task, each still the sender's
+    /// allocation (a notification is one frame shared by all its watchers).
+    /// Unallocated while there is nothing to send.
+    frames: VecDeque<Bytes>,
+    /// What those frames add to the counters.
+    sent: SentBatch,
+    /// Bytes queued or taken and not yet written: the client's unread answers.
+    unwritten: usize,
+    /// Writes applied and answered since the task last looked.
+    applied: u32,
+    established: bool,
+    /// Write what is queued, then close; later frames are dropped.
+    close: bool,
+    /// More than [`MAX_QUEUED_OUT`] bytes went unread: close without writing.
+    overflow: bool,
+    /// The task is awake and writes what is queued before it sleeps again:
+    /// a frame sent meanwhile (its own replies, say) need not wake it.
+    busy: bool,
+    /// The task holds frames it took and has not all written: it writes
+    /// the rest, and what is queued after them, itself.
+    writing: bool,
+    /// The socket, once the session is served: [`ConnHandle::deliver`] writes
+    /// to it from other threads, under this lock, while the task is not writing.
+    stream: Option<Arc<TcpStream>>,
+}
+
+/// The signals the connection task takes from its outbox at once.
+struct Signals {
+    applied: u32,
+    established: bool,
+    close: bool,
+    overflow: bool,
+}
+
 /// A cheap handle through which other parts of the server reach a connection.
 #[derive(Clone)]
 pub struct ConnHandle {
     pub id: u64,
-    out: mpsc::UnboundedSender<Out>,
-    ctl: mpsc::UnboundedSender<Ctl>,
-    /// Bytes handed to the writer and not yet written to the socket.
-    queued_out: Arc<AtomicUsize>,
+    out: Arc<Outbox>,
 }
 
 impl ConnHandle {
-    pub fn send(&self, frame: Bytes) {
-        let n = frame.len();
-        let before = self.queued_out.fetch_add(n, Relaxed);
-        if before + n > MAX_QUEUED_OUT {
-            // The connection is being dropped: what it would not read is not kept.
-            if before <= MAX_QUEUED_OUT {
-                let _ = self.ctl.send(Ctl::Overflow);
-            }
+    fn new(id: u64, stats: Arc<ServerStats>, conn: Arc<ConnStats>) -> ConnHandle {
+        ConnHandle {
+            id,
+            out: Arc::new(Outbox {
+                queue: Mutex::new(OutQueue {
+                    sent: SentBatch::after_handshake(false),
+                    busy: true,
+                    ..OutQueue::default()
+                }),
+                wake: Notify::new(),
+                stats,
+                conn,
+            }),
+        }
+    }
+
+    /// Queues a frame without waking the connection's task: the caller
+    /// [`deliver`](Self::deliver)s it soon after. A notification fans out to
+    /// many connections; writing it from the thread that fired it costs one
+    /// write each instead of waking as many tasks.
+    pub fn queue(&self, frame: Bytes) {
+        self.push(frame, false);
+    }
+
+    /// Queues a frame, waking the task if `wake` and it sleeps with nothing
+    /// queued (it takes every queued frame when it takes any, so only the
+    /// first of a batch wakes it). A frame that takes the client's unread
+    /// answers over [`MAX_QUEUED_OUT`] drops the connection: what it would not
+    /// read is not kept.
+    fn push(&self, frame: Bytes, wake: bool) {
+        let mut q = self.out.queue.lock();
+        if q.close || q.overflow {
             return;
         }
-        let _ = self.out.send(Out::Frame(frame));
+        if q.unwritten + frame.len() > MAX_QUEUED_OUT {
+            q.overflow = true;
+            q.frames = VecDeque::new();
+            drop(q);
+            self.out.wake.notify_one();
+            return;
+        }
+        q.unwritten += frame.len();
+        q.sent.frame(&frame);
+        let idle = q.frames.is_empty() && !q.busy;
+        q.frames.push_back(frame);
+        drop(q);
+        if wake && idle {
+            self.out.wake.notify_one();
+        }
+    }
+
+    /// Writes what is queued from this thread, as far as the socket takes it
+    /// without waiting, unless the task is writing already (it then writes
+    /// these frames after its own). What the socket does not take is left to
+    /// the task, woken for it. The lock is held across the write, so frames
+    /// leave in the order they were queued whoever writes them.
+    pub fn deliver(&self) {
+        let mut q = self.out.queue.lock();
+        if q.writing || q.frames.is_empty() || q.close || q.overflow {
+            return;
+        }
+        let Some(stream) = q.stream.clone() else {
+            drop(q);
+            self.out.wake.notify_one();
+            return;
+        };
+        let sent = std::mem::replace(&mut q.sent, SentBatch::after_handshake(true));
+        self.out.stats.sent(&self.out.conn, &sent);
+        if let Ok(n) = write_some(&stream, &q.frames) {
+            q.unwritten -= n;
+            advance(&mut q.frames, n);
+        }
+        if q.frames.is_empty() {
+            q.frames = VecDeque::new();
+            return;
+        }
+        let sleeping = !q.busy;
+        drop(q);
+        if sleeping {
+            self.out.wake.notify_one();
+        }
+    }
+
+    pub fn send(&self, frame: Bytes) {
+        self.push(frame, true);
     }
 
     pub fn signal(&self, c: Ctl) {
-        let _ = self.ctl.send(c);
+        let mut q = self.out.queue.lock();
+        match c {
+            Ctl::Applied => q.applied += 1,
+            Ctl::Established => q.established = true,
+            Ctl::Close => q.close = true,
+        }
+        drop(q);
+        self.out.wake.notify_one();
     }
 
     /// Closes the connection after the frames already queued are written.
     pub fn close(&self) {
-        let _ = self.out.send(Out::Close);
-        let _ = self.ctl.send(Ctl::Close);
+        self.signal(Ctl::Close);
+    }
+
+    fn take_signals(&self) -> Signals {
+        let mut q = self.out.queue.lock();
+        let s = Signals {
+            applied: q.applied,
+            established: q.established,
+            close: q.close,
+            overflow: q.overflow,
+        };
+        q.applied = 0;
+        q.established = false;
+        q.busy = true;
+        s
     }
 }
 
@@ -153,57 +282,144 @@ fn is_write(opcode: i32) -> bool {
     )
 }
 
-async fn writer_task(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    queued_out: Arc<AtomicUsize>,
-    stats: Arc<ServerStats>,
-    conn: Arc<ConnStats>,
-) {
-    // Empty until there is something to send, and released when the queue
-    // is drained: an idle connection holds no buffer.
-    let mut buf = BytesMut::new();
-    // The first frame answers the connect request (or is a four-letter
-    // word's text): a packet, but no response ZooKeeper measures.
-    let mut sent = SentBatch::after_handshake(false);
-    'outer: while let Some(first) = rx.recv().await {
-        let mut closing = false;
-        match first {
-            Out::Frame(b) => {
-                sent.frame(&b);
-                buf.extend_from_slice(&b)
+/// Frames handed to the socket in one write at most.
+const MAX_WRITE_FRAMES: usize = 64;
+
+/// Connections per thread below which a fan-out is not split.
+const DELIVER_SHARE: usize = 256;
+
+/// Delivers what was queued on each connection (see [`ConnHandle::deliver`]).
+/// A large fan-out (thousands of watchers of one znode) is shared out among
+/// the runtime's worker threads, a part each: each connection is written by
+/// one of them, so its frames stay in order.
+pub fn deliver_all(mut conns: Vec<ConnHandle>) {
+    if conns.len() >= 2 * DELIVER_SHARE {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let parts = rt
+                .metrics()
+                .num_workers()
+                .min(conns.len() / DELIVER_SHARE)
+                .max(1);
+            let size = conns.len().div_ceil(parts);
+            while conns.len() > size {
+                let part = conns.split_off(conns.len() - size);
+                rt.spawn(async move {
+                    for c in part {
+                        c.deliver();
+                    }
+                });
             }
-            Out::Close => closing = true,
-        }
-        // Batch everything already queued into one write.
-        while !closing && buf.len() < 256 * 1024 {
-            match rx.try_recv() {
-                Ok(Out::Frame(b)) => {
-                    sent.frame(&b);
-                    buf.extend_from_slice(&b)
-                }
-                Ok(Out::Close) => closing = true,
-                Err(_) => break,
-            }
-        }
-        stats.sent(&conn, &sent);
-        sent = SentBatch::after_handshake(true);
-        if !buf.is_empty() {
-            if wr.write_all(&buf).await.is_err() {
-                break 'outer;
-            }
-            queued_out.fetch_sub(buf.len(), Relaxed);
-            if rx.is_empty() {
-                buf = BytesMut::new();
-            } else {
-                buf.clear();
-            }
-        }
-        if closing {
-            break;
         }
     }
-    let _ = wr.shutdown().await;
+    for c in conns {
+        c.deliver();
+    }
+}
+
+/// One write of the first frames of a queue (up to [`MAX_WRITE_FRAMES`]),
+/// without waiting: the bytes the socket took.
+fn write_some(stream: &TcpStream, frames: &VecDeque<Bytes>) -> std::io::Result<usize> {
+    let slices: SmallVec<[IoSlice<'_>; MAX_WRITE_FRAMES]> = frames
+        .iter()
+        .take(MAX_WRITE_FRAMES)
+        .map(|b| IoSlice::new(b))
+        .collect();
+    stream.try_write_vectored(&slices)
+}
+
+/// Drops the first `n` bytes of a queue of frames.
+fn advance(frames: &mut VecDeque<Bytes>, mut n: usize) {
+    while let Some(front) = frames.front_mut() {
+        if n < front.len() {
+            front.advance(n);
+            return;
+        }
+        n -= front.len();
+        frames.pop_front();
+    }
+}
+
+/// The connection's socket and what the task is writing to it.
+struct Wire {
+    /// Shared with the outbox once the session is served (see `deliver`).
+    stream: Arc<TcpStream>,
+    /// Frames taken from the outbox and not yet all written.
+    pending: VecDeque<Bytes>,
+    /// How many of the outbox's bytes `pending` holds, given back when it is written.
+    taken: usize,
+}
+
+impl Wire {
+    /// Writes what is queued as far as the socket takes it without waiting,
+    /// up to [`MAX_WRITE_FRAMES`] frames a write. Returns false when the socket failed.
+    fn flush(&mut self, out: &Outbox) -> bool {
+        loop {
+            if self.pending.is_empty() {
+                let mut q = out.queue.lock();
+                q.unwritten -= self.taken;
+                self.taken = 0;
+                if q.frames.is_empty() || q.overflow {
+                    // Nothing left to write: the next frame must wake the task.
+                    q.busy = false;
+                    q.writing = false;
+                    // Released, not kept: an idle connection holds no buffer.
+                    self.pending = VecDeque::new();
+                    return true;
+                }
+                q.writing = true;
+                std::mem::swap(&mut self.pending, &mut q.frames);
+                self.taken = self.pending.iter().map(Bytes::len).sum();
+                let sent = std::mem::replace(&mut q.sent, SentBatch::after_handshake(true));
+                drop(q);
+                out.stats.sent(&out.conn, &sent);
+            }
+            match write_some(&self.stream, &self.pending) {
+                Ok(n) => advance(&mut self.pending, n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Whether frames wait for the socket to take them.
+    fn blocked(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes everything queued, waiting for the socket as long as it takes,
+    /// then shuts the sending side down.
+    async fn drain(&mut self, out: &Outbox) {
+        let written = loop {
+            if !self.flush(out) {
+                break false;
+            }
+            if !self.blocked() {
+                break true;
+            }
+            if self.stream.writable().await.is_err() {
+                break false;
+            }
+        };
+        self.release(out);
+        if written {
+            if let Some(stream) = Arc::get_mut(&mut self.stream) {
+                let _ = stream.shutdown().await;
+            }
+        }
+    }
+
+    /// Takes the socket back from the outbox: no other thread writes to it
+    /// after this, and it closes when the task ends, however many handles
+    /// of the connection the server still holds.
+    fn release(&mut self, out: &Outbox) {
+        out.queue.lock().stream = None;
+    }
+
+    /// The socket, before it is shared.
+    fn stream_mut(&mut self) -> &mut TcpStream {
+        Arc::get_mut(&mut self.stream)
+            .expect("the socket is shared only once the session is served")
+    }
 }
 
 enum ReadEnd {
@@ -211,129 +427,99 @@ enum ReadEnd {
     Error(String),
 }
 
-/// The most the reader asks the socket for at once: a burst of pipelined requests
-/// costs one read, not two per request. Reads start at `FIRST_READ` and double
-/// while they fill what was asked.
+/// The most the connection asks the socket for at once: a burst of pipelined
+/// requests costs one read, not two per request. Reads start at `FIRST_READ`
+/// and double while they fill what was asked.
 const READ_CHUNK: usize = 64 * 1024;
 const FIRST_READ: usize = 4 * 1024;
 
-/// Takes the next length-prefixed frame from `buf`, reading more from `rd` as needed;
-/// `max` is jute.maxbuffer. Frames are slices of the read buffer, not copies. An
-/// empty `buf` is released before waiting for the socket, so a connection that
-/// sends nothing holds no read buffer; `chunk` is the size of the next read.
-async fn read_frame(
-    rd: &mut OwnedReadHalf,
+/// Reads what the socket has into `buf`, once, without waiting; `chunk` is
+/// the size of the next read. Room is made for the rest of a started frame
+/// when its length is within `max` (a longer one is refused before it is read).
+fn fill(
+    stream: &TcpStream,
     buf: &mut BytesMut,
     chunk: &mut usize,
     max: usize,
-) -> Result<Bytes, ReadEnd> {
-    loop {
-        if buf.len() >= 4 {
-            let n = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            if n < 0 || n as usize > max {
-                return Err(ReadEnd::Error(format!(
-                    "frame length {n} is outside 0..={max} (jute.maxbuffer)"
-                )));
+) -> Result<(), ReadEnd> {
+    let missing = if buf.len() >= 4 {
+        let n = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize;
+        (4 + n.min(max)).saturating_sub(buf.len())
+    } else {
+        0
+    };
+    buf.reserve(missing.max(*chunk));
+    let room = buf.capacity() - buf.len();
+    match stream.try_read_buf(buf) {
+        Ok(0) if buf.is_empty() => Err(ReadEnd::Eof),
+        Ok(0) => Err(ReadEnd::Error(
+            "connection closed in the middle of a frame".into(),
+        )),
+        Ok(n) => {
+            if n == room {
+                *chunk = (*chunk * 2).min(READ_CHUNK);
             }
-            let need = 4 + n as usize;
-            if buf.len() >= need {
-                buf.advance(4);
-                return Ok(buf.split_to(n as usize).freeze());
-            }
+            Ok(())
         }
-        if buf.is_empty() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(ReadEnd::Error(e.to_string())),
+    }
+}
+
+/// Takes the next complete length-prefixed frame from `buf`, if there is one;
+/// `max` is jute.maxbuffer. Frames are slices of the read buffer, not copies.
+/// An emptied `buf` is released, so a connection that sends nothing holds no
+/// read buffer.
+fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, ReadEnd> {
+    if buf.len() < 4 {
+        if buf.is_empty() && buf.capacity() > 0 {
             // The frames already taken keep their part of the old allocation.
             *buf = BytesMut::new();
         }
-        if let Err(e) = rd.readable().await {
-            return Err(ReadEnd::Error(e.to_string()));
-        }
-        let missing = if buf.len() >= 4 {
-            4 + i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize - buf.len()
-        } else {
-            0
-        };
-        buf.reserve(missing.max(*chunk));
-        let room = buf.capacity() - buf.len();
-        match rd.try_read_buf(buf) {
-            Ok(0) if buf.is_empty() => return Err(ReadEnd::Eof),
-            Ok(0) => {
-                return Err(ReadEnd::Error(
-                    "connection closed in the middle of a frame".into(),
-                ))
-            }
-            Ok(n) => {
-                if n == room {
-                    *chunk = (*chunk * 2).min(READ_CHUNK);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(ReadEnd::Error(e.to_string())),
-        }
+        return Ok(None);
     }
+    let n = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if n < 0 || n as usize > max {
+        return Err(ReadEnd::Error(format!(
+            "frame length {n} is outside 0..={max} (jute.maxbuffer)"
+        )));
+    }
+    if buf.len() < 4 + n as usize {
+        return Ok(None);
+    }
+    buf.advance(4);
+    Ok(Some(buf.split_to(n as usize).freeze()))
 }
 
-/// Reads frames until the connection ends; while `pause` is true (the server
-/// has more requests outstanding than `globalOutstandingLimit`) it reads nothing.
-async fn reader_task(
-    mut rd: OwnedReadHalf,
-    max: usize,
-    tx: mpsc::Sender<Result<Bytes, ReadEnd>>,
-    mut pause: watch::Receiver<bool>,
-) {
-    let mut buf = BytesMut::new();
-    let mut chunk = FIRST_READ;
-    loop {
-        if *pause.borrow_and_update() && pause.wait_for(|p| !*p).await.is_err() {
-            return;
-        }
-        let r = read_frame(&mut rd, &mut buf, &mut chunk, max).await;
-        let end = r.is_err();
-        if tx.send(r).await.is_err() || end {
-            return;
-        }
-    }
-}
-
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes: one task reads the
+/// socket, runs the requests, and writes the answers and notifications.
 pub async fn serve(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     admitted: crate::Admitted,
 ) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_conn_id();
     let conn_stats = shared.stats.open_conn(id, peer);
-    let (mut rd, wr) = stream.into_split();
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
-    let queued_out = Arc::new(AtomicUsize::new(0));
-    let handle = ConnHandle {
-        id,
-        out: out_tx,
-        ctl: ctl_tx,
-        queued_out: queued_out.clone(),
-    };
-    let writer = tokio::spawn(writer_task(
-        wr,
-        out_rx,
-        queued_out,
-        shared.stats.clone(),
-        conn_stats.conn.clone(),
-    ));
+    let handle = ConnHandle::new(id, shared.stats.clone(), conn_stats.conn.clone());
     let max = shared.config.jute_max_buffer;
 
     // The first four bytes are either a four-letter word or a frame length.
     let mut len = [0u8; 4];
-    if rd.read_exact(&mut len).await.is_err() {
-        handle.close();
-        let _ = writer.await;
+    let first = stream.read_exact(&mut len).await;
+    let mut wire = Wire {
+        stream: Arc::new(stream),
+        pending: VecDeque::new(),
+        taken: 0,
+    };
+    if first.is_err() {
+        wire.drain(&handle.out).await;
         return;
     }
     if let Some(word) = fourlw::word(&len) {
         conn_stats.four_letter_word();
-        let text = Bytes::from(fourlw::answer_reading(&shared, word, &mut rd).await);
+        let text = Bytes::from(fourlw::answer_reading(&shared, word, wire.stream_mut()).await);
         // ZooKeeper writes the text in chunks of 8192 characters, a packet each.
         for chunk in text.chunks(8192) {
             handle.send(text.slice_ref(chunk));
@@ -341,22 +527,19 @@ pub async fn serve(
         // Given back before the close the client sees, so a connection made
         // after a four-letter word's answer finds its place free.
         drop(admitted);
-        handle.close();
-        let _ = writer.await;
+        wire.drain(&handle.out).await;
         return;
     }
     let n = i32::from_be_bytes(len);
     if n < 0 || n as usize > max {
         warn!(%peer, "closing connection: connect frame length {n} is outside 0..={max}");
-        handle.close();
-        let _ = writer.await;
+        wire.drain(&handle.out).await;
         return;
     }
     let mut body = BytesMut::zeroed(n as usize);
-    if rd.read_exact(&mut body).await.is_err() {
+    if wire.stream_mut().read_exact(&mut body).await.is_err() {
         debug!(%peer, "connection closed before the connect request was complete");
-        handle.close();
-        let _ = writer.await;
+        wire.drain(&handle.out).await;
         return;
     }
     let connect_received = conn_stats.request_received(4 + n as u64);
@@ -365,15 +548,10 @@ pub async fn serve(
         Ok(c) => c,
         Err(e) => {
             warn!(%peer, "closing connection: malformed connect request: {e}");
-            handle.close();
-            let _ = writer.await;
+            wire.drain(&handle.out).await;
             return;
         }
     };
-
-    let (frame_tx, mut frame_rx) = mpsc::channel(1024);
-    let (pause_tx, pause_rx) = watch::channel(false);
-    let reader = tokio::spawn(reader_task(rd, max, frame_tx, pause_rx));
 
     let mut state = ConnState {
         handle: handle.clone(),
@@ -391,6 +569,8 @@ pub async fn serve(
     let mut queue: VecDeque<Request> = VecDeque::new();
     let mut overflowed = false;
     let mut gate = Gate::default();
+    let mut rbuf = BytesMut::new();
+    let mut chunk = FIRST_READ;
 
     match handshake(&shared, &mut state, &connect) {
         Handshake::Pending => pending.push_back(Pending {
@@ -405,76 +585,113 @@ pub async fn serve(
         }
         Handshake::Refused => {
             handle.close();
-            reader.abort();
-            let _ = writer.await;
+            wire.drain(&handle.out).await;
             return;
         }
     }
 
+    handle.out.queue.lock().stream = Some(wire.stream.clone());
     loop {
+        if !wire.flush(&handle.out) {
+            debug!(%peer, "closing connection: writing to the socket failed");
+            break;
+        }
         // As ZooKeeper's disableRecv/enableRecv: checked after each request in
         // and each answer out of this connection.
         let stop_reading = shared
             .throttle
             .stop_reading(&shared.stats, queue.len() + pending.len());
-        if *pause_tx.borrow() != stop_reading {
-            pause_tx.send_replace(stop_reading);
-        }
+        let blocked = wire.blocked();
+        let mut end = None;
         tokio::select! {
             admission = async { gate.waiting.as_mut().expect("guarded").await }, if gate.waiting.is_some() => {
                 gate.waiting = None;
                 gate.ready = Some(admission);
             }
-            frame = frame_rx.recv(), if !stop_reading => {
-                match frame {
-                    Some(Ok(b)) => {
-                        let received = state.stats.request_frame_received(&b);
-                        let mut r = Reader::new(b);
-                        let (xid, opcode) = match (r.read_i32(), r.read_i32()) {
-                            (Ok(x), Ok(o)) => (x, o),
-                            _ => {
-                                warn!(%peer, "closing connection: frame too short for a request header");
-                                break;
-                            }
-                        };
-                        queue.push_back(Request { xid, opcode, body: r.rest(), received });
-                    }
-                    Some(Err(ReadEnd::Error(e))) => {
-                        warn!(%peer, session = format_args!("0x{:x}", state.session_id), "closing connection: {e}");
-                        break;
-                    }
-                    Some(Err(ReadEnd::Eof)) | None => break,
+            r = wire.stream.readable(), if !stop_reading => {
+                let r = match r {
+                    Ok(()) => fill(&wire.stream, &mut rbuf, &mut chunk, max),
+                    Err(e) => Err(ReadEnd::Error(e.to_string())),
+                };
+                if let Err(e) = r {
+                    end = Some(e);
                 }
             }
-            ctl = ctl_rx.recv() => {
-                match ctl {
-                    Some(Ctl::Applied) => answered(&state, pending.pop_front()),
-                    Some(Ctl::Established) => {
-                        answered(&state, pending.pop_front());
-                        established = true;
-                    }
-                    Some(Ctl::Overflow) => {
-                        warn!(
-                            %peer,
-                            session = format_args!("0x{:x}", state.session_id),
-                            "closing connection: the client left more than {MAX_QUEUED_OUT} bytes of answers unread"
-                        );
-                        overflowed = true;
-                        break;
-                    }
-                    Some(Ctl::Close) | None => break,
+            _ = handle.out.wake.notified() => {}
+            r = wire.stream.writable(), if blocked => {
+                if r.is_err() {
+                    break;
                 }
             }
+        }
+        let signals = handle.take_signals();
+        if signals.established {
+            answered(&state, pending.pop_front());
+            established = true;
+        }
+        for _ in 0..signals.applied {
+            answered(&state, pending.pop_front());
+        }
+        if signals.overflow {
+            warn!(
+                %peer,
+                session = format_args!("0x{:x}", state.session_id),
+                "closing connection: the client left more than {MAX_QUEUED_OUT} bytes of answers unread"
+            );
+            overflowed = true;
+            break;
+        }
+        if signals.close {
+            break;
+        }
+        // Frames are taken one at a time, each only while the server is under
+        // globalOutstandingLimit: the rest wait in the read buffer.
+        while !shared
+            .throttle
+            .stop_reading(&shared.stats, queue.len() + pending.len())
+        {
+            match next_frame(&mut rbuf, max) {
+                Ok(Some(b)) => {
+                    let received = state.stats.request_frame_received(&b);
+                    let mut r = Reader::new(b);
+                    let (Ok(xid), Ok(opcode)) = (r.read_i32(), r.read_i32()) else {
+                        end = Some(ReadEnd::Error(
+                            "frame too short for a request header".into(),
+                        ));
+                        break;
+                    };
+                    queue.push_back(Request {
+                        xid,
+                        opcode,
+                        body: r.rest(),
+                        received,
+                    });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    end = Some(e);
+                    break;
+                }
+            }
+        }
+        // Requests read before the end of the stream still run, as they did
+        // when they came in separately.
+        if established && !process_queue(&shared, &mut state, &mut queue, &mut pending, &mut gate) {
+            break;
+        }
+        match end {
+            Some(ReadEnd::Error(e)) => {
+                warn!(%peer, session = format_args!("0x{:x}", state.session_id), "closing connection: {e}");
+                break;
+            }
+            Some(ReadEnd::Eof) => break,
+            None => {}
         }
         if !established && pending.is_empty() {
             break;
         }
-        if established && !process_queue(&shared, &mut state, &mut queue, &mut pending, &mut gate) {
-            break;
-        }
     }
 
-    reader.abort();
     if shared.throttle.enabled() && !queue.is_empty() {
         stale_requests(&shared, &state, queue);
     }
@@ -484,13 +701,13 @@ pub async fn serve(
             crate::pipeline::RELEASE_SESSION,
         ));
     }
+    handle.close();
     if overflowed {
-        // Its writer may wait forever on a client that does not read.
-        writer.abort();
+        wire.release(&handle.out);
     } else {
-        handle.close();
+        // What was queued before the close is written first.
+        wire.drain(&handle.out).await;
     }
-    let _ = writer.await;
 }
 
 enum Handshake {

@@ -580,10 +580,13 @@ impl ensemble_consensus::Applier for TreeApplier {
             _ => {}
         }
 
+        // Queued now, so a read that sees this txn's change finds the
+        // notification ahead of its answer; written once the tree is let go.
+        let mut notified = Vec::new();
         {
             let mut watches = shared.watches.lock();
             for (event, path) in all_events(&outcome) {
-                watches.trigger(event, path, zxid);
+                watches.trigger(event, path, zxid, &mut notified);
             }
         }
 
@@ -664,6 +667,7 @@ impl ensemble_consensus::Applier for TreeApplier {
             shared.prep.lock().applied(p.seq);
         }
         drop(tree);
+        crate::conn::deliver_all(notified);
     }
 }
 

@@ -67,8 +67,19 @@ impl Table {
             Some((k, _)) => k.clone(),
             None => Arc::from(path),
         };
+        // The connection's own set says whether it watches the path already,
+        // so adding one watcher to thousands is not a scan of them all.
+        let present = self
+            .by_conn
+            .get(&conn.id)
+            .is_some_and(|c| c.paths.contains(path));
         let watchers = self.by_path.entry(key.clone()).or_default();
-        let old = match watchers.iter_mut().find(|(id, _)| *id == conn.id) {
+        let existing = if present {
+            watchers.iter_mut().find(|(id, _)| *id == conn.id)
+        } else {
+            None
+        };
+        let old = match existing {
             Some(e) => {
                 let old = e.1;
                 e.1 |= mode;
@@ -159,22 +170,38 @@ impl Table {
     /// The connections an event on `path` notifies: any mode on the path
     /// itself (one-shot modes are consumed), recursive modes on its parents.
     fn trigger(&mut self, path: &str) -> Vec<ConnHandle> {
-        let mut ids = Vec::new();
+        let mut out = Vec::new();
+        // Connections whose last mode on the path was the one-shot one.
         let mut consumed = Vec::new();
-        if let Some(w) = self.by_path.get_mut(path) {
-            for (id, modes) in w.iter_mut() {
-                ids.push(*id);
+        let Table {
+            by_path, by_conn, ..
+        } = self;
+        if let Some(w) = by_path.get_mut(path) {
+            out.reserve(w.len());
+            // One pass over the watchers, however many there are.
+            w.retain(|(id, modes)| {
+                out.extend(by_conn.get(id).map(|c| c.conn.clone()));
                 if *modes & STANDARD != 0 {
                     *modes &= !STANDARD;
                     if *modes == 0 {
                         consumed.push(*id);
+                        return false;
                     }
                 }
+                true
+            });
+            if w.is_empty() {
+                by_path.remove(path);
             }
         }
-        let mut out: Vec<ConnHandle> = ids.into_iter().filter_map(|id| self.handle(id)).collect();
+        self.count -= consumed.len();
         for id in consumed {
-            self.forget(path, id);
+            if let Some(c) = self.by_conn.get_mut(&id) {
+                c.paths.remove(path);
+                if c.paths.is_empty() {
+                    self.by_conn.remove(&id);
+                }
+            }
         }
         if self.recursive > 0 {
             let mut p = path;
@@ -330,7 +357,10 @@ impl WatchManager {
     /// Fires the watches an event on `path` triggers, as ZooKeeper's DataTree
     /// does: created and data-changed go to the data table, children-changed
     /// to the child table, deleted to both (once per connection).
-    pub fn trigger(&mut self, event: i32, path: &str, zxid: i64) {
+    /// The notification is queued on each connection; the caller delivers
+    /// them ([`ConnHandle::deliver`]) once it lets go of the tree, to the
+    /// connections it gets back in `notified`.
+    pub fn trigger(&mut self, event: i32, path: &str, zxid: i64, notified: &mut Vec<ConnHandle>) {
         let mut targets = match event {
             event_type::NODE_CREATED | event_type::NODE_DATA_CHANGED => self.data.trigger(path),
             event_type::NODE_CHILDREN_CHANGED => self.child.trigger(path),
@@ -355,7 +385,8 @@ impl WatchManager {
         targets.retain(|c| seen.insert(c.id));
         let frame = notification(event, path, zxid);
         for c in targets {
-            c.send(frame.clone());
+            c.queue(frame.clone());
+            notified.push(c);
         }
     }
 
