@@ -3,6 +3,8 @@ an event arrives before any reply that shows the change, and SetWatches on
 reconnect fires what was missed. Runs against both servers."""
 
 import struct
+import threading
+import time
 
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
@@ -41,6 +43,71 @@ def test_event_arrives_before_the_reply_that_shows_the_change(any_server):
         second = a.reply()
         assert second[0] == 300 + i
         assert f"v{i + 1}".encode() in second[3]
+
+
+def data_version(body):
+    """The version in a getData reply's stat, after the data."""
+    (n,) = struct.unpack(">i", body[:4])
+    stat = body[4 + max(n, 0):]
+    return struct.unpack(">i", stat[32:36])[0]
+
+
+def test_no_reply_shows_a_change_before_its_event_under_concurrent_writes(any_server):
+    """The same rule with the write racing the reads: b sets the data as fast as
+    it can while a keeps a watch armed and pipelines reads. Once a has armed its
+    watch at version k, no reply may show a version past k before the event."""
+    a = zkwire.Conn(any_server.port)
+    a.handshake()
+    b = zkwire.Conn(any_server.port)
+    b.handshake()
+    assert create(b, 1, "/race", b"0")[2] == 0
+    stop = threading.Event()
+    writes = [0]
+
+    def writer():
+        for i in range(1, 3001):
+            if stop.is_set():
+                break
+            body = zkwire.ustr("/race") + zkwire.buf(str(i).encode()) + struct.pack(">i", -1)
+            assert b.request(1000 + i, 5, body)[2] == 0
+            writes[0] = i
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    xid, checked, events = 10, 0, 0
+    armed = None  # the version the armed watch was set at, None while none is armed
+    deadline = time.time() + 4
+    while time.time() < deadline and t.is_alive():
+        xid += 1
+        arm = xid
+        batch = struct.pack(">ii", arm, 4) + get_data("/race", True)
+        frames = [zkwire.frame(batch)]
+        for _ in range(8):
+            xid += 1
+            frames.append(zkwire.frame(struct.pack(">ii", xid, 4) + get_data("/race", False)))
+        a.send(b"".join(frames))
+        while True:
+            rxid, _, err, body = a.reply()
+            if rxid == -1:
+                events += 1
+                armed = None
+                continue
+            assert err == 0
+            version = data_version(body)
+            if rxid == arm:
+                armed = version
+            elif armed is not None:
+                assert version == armed, (
+                    f"reply {rxid} shows version {version} before the event "
+                    f"of the watch armed at {armed}"
+                )
+            checked += 1
+            if rxid == xid:
+                break
+    stop.set()
+    t.join(timeout=10)
+    # The race was run: reads, writes and events all happened.
+    assert checked > 100 and writes[0] > 50 and events > 10, (checked, writes[0], events)
 
 
 def test_set_watches_on_reconnect_fires_what_was_missed(any_server):
