@@ -97,7 +97,7 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
-    fn new(id: u64, stats: Arc<ServerStats>, conn: Arc<ConnStats>) -> ConnHandle {
+    pub(crate) fn new(id: u64, stats: Arc<ServerStats>, conn: Arc<ConnStats>) -> ConnHandle {
         ConnHandle {
             id,
             out: Arc::new(Outbox {

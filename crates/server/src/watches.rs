@@ -40,8 +40,90 @@ pub fn notification(event: i32, path: &str, zxid: i64) -> Bytes {
 }
 
 /// The connections watching one path with their modes: almost always one,
-/// held inline.
-type Watchers = SmallVec<[(u64, u8); 1]>;
+/// held inline. Past [`MANY`] they move to a map, so one connection among
+/// thousands (arming, removing, closing) is found without a scan.
+enum Watchers {
+    Few(SmallVec<[(u64, u8); 1]>),
+    /// Boxed so the common one-watcher path pays 8 bytes for it, not 48.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashMap<u64, u8>>),
+}
+
+/// Watchers of one path kept in a list before they move to a map.
+const MANY: usize = 16;
+
+impl Default for Watchers {
+    fn default() -> Self {
+        Watchers::Few(SmallVec::new())
+    }
+}
+
+impl Watchers {
+    fn get(&self, id: u64) -> Option<u8> {
+        match self {
+            Watchers::Few(v) => v.iter().find(|(i, _)| *i == id).map(|e| e.1),
+            Watchers::Many(m) => m.get(&id).copied(),
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut u8> {
+        match self {
+            Watchers::Few(v) => v.iter_mut().find(|(i, _)| *i == id).map(|(_, m)| m),
+            Watchers::Many(m) => m.get_mut(&id),
+        }
+    }
+
+    /// Adds a connection that does not watch the path yet.
+    fn insert(&mut self, id: u64, modes: u8) {
+        match self {
+            Watchers::Few(v) if v.len() < MANY => v.push((id, modes)),
+            Watchers::Few(v) => {
+                let mut m: HashMap<u64, u8> = v.drain(..).collect();
+                m.insert(id, modes);
+                *self = Watchers::Many(Box::new(m));
+            }
+            Watchers::Many(m) => {
+                m.insert(id, modes);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<u8> {
+        match self {
+            Watchers::Few(v) => {
+                let i = v.iter().position(|(i, _)| *i == id)?;
+                Some(v.swap_remove(i).1)
+            }
+            Watchers::Many(m) => m.remove(&id),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Watchers::Few(v) => v.len(),
+            Watchers::Many(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn for_each(&self, mut f: impl FnMut(u64, u8)) {
+        match self {
+            Watchers::Few(v) => v.iter().for_each(|(i, m)| f(*i, *m)),
+            Watchers::Many(m) => m.iter().for_each(|(i, m)| f(*i, *m)),
+        }
+    }
+
+    /// Keeps the watchers for which `f` (which may change their modes) says so.
+    fn retain(&mut self, mut f: impl FnMut(u64, &mut u8) -> bool) {
+        match self {
+            Watchers::Few(v) => v.retain(|(i, m)| f(*i, m)),
+            Watchers::Many(m) => m.retain(|i, md| f(*i, md)),
+        }
+    }
+}
 
 /// One table's watches. A path is stored once (an `Arc<str>` shared by both
 /// indexes) and a connection's handle once, so a watch costs about 100 bytes.
@@ -75,18 +157,18 @@ impl Table {
             .is_some_and(|c| c.paths.contains(path));
         let watchers = self.by_path.entry(key.clone()).or_default();
         let existing = if present {
-            watchers.iter_mut().find(|(id, _)| *id == conn.id)
+            watchers.get_mut(conn.id)
         } else {
             None
         };
         let old = match existing {
             Some(e) => {
-                let old = e.1;
-                e.1 |= mode;
+                let old = *e;
+                *e |= mode;
                 old
             }
             None => {
-                watchers.push((conn.id, mode));
+                watchers.insert(conn.id, mode);
                 self.by_conn
                     .entry(conn.id)
                     .or_insert_with(|| ConnWatches {
@@ -107,15 +189,13 @@ impl Table {
     fn modes(&self, path: &str, conn_id: u64) -> u8 {
         self.by_path
             .get(path)
-            .and_then(|w| w.iter().find(|(id, _)| *id == conn_id))
-            .map(|e| e.1)
+            .and_then(|w| w.get(conn_id))
             .unwrap_or(0)
     }
 
     fn forget(&mut self, path: &str, conn_id: u64) {
         if let Some(w) = self.by_path.get_mut(path) {
-            if let Some(i) = w.iter().position(|(id, _)| *id == conn_id) {
-                let (_, modes) = w.swap_remove(i);
+            if let Some(modes) = w.remove(conn_id) {
                 if modes & PERSISTENT_RECURSIVE != 0 {
                     self.recursive -= 1;
                 }
@@ -152,12 +232,8 @@ impl Table {
             if old & PERSISTENT_RECURSIVE != 0 && new & PERSISTENT_RECURSIVE == 0 {
                 self.recursive -= 1;
             }
-            if let Some(e) = self
-                .by_path
-                .get_mut(path)
-                .and_then(|w| w.iter_mut().find(|(id, _)| *id == conn_id))
-            {
-                e.1 = new;
+            if let Some(e) = self.by_path.get_mut(path).and_then(|w| w.get_mut(conn_id)) {
+                *e = new;
             }
         }
         true
@@ -179,12 +255,12 @@ impl Table {
         if let Some(w) = by_path.get_mut(path) {
             out.reserve(w.len());
             // One pass over the watchers, however many there are.
-            w.retain(|(id, modes)| {
-                out.extend(by_conn.get(id).map(|c| c.conn.clone()));
+            w.retain(|id, modes| {
+                out.extend(by_conn.get(&id).map(|c| c.conn.clone()));
                 if *modes & STANDARD != 0 {
                     *modes &= !STANDARD;
                     if *modes == 0 {
-                        consumed.push(*id);
+                        consumed.push(id);
                         return false;
                     }
                 }
@@ -208,11 +284,11 @@ impl Table {
             while let Some(i) = p.rfind('/') {
                 p = if i == 0 { "/" } else { &p[..i] };
                 if let Some(w) = self.by_path.get(p) {
-                    for (id, modes) in w {
+                    w.for_each(|id, modes| {
                         if modes & PERSISTENT_RECURSIVE != 0 {
-                            out.extend(self.handle(*id));
+                            out.extend(self.handle(id));
                         }
-                    }
+                    });
                 }
                 if p == "/" {
                     break;
@@ -228,8 +304,7 @@ impl Table {
         };
         for p in c.paths {
             if let Some(w) = self.by_path.get_mut(&p) {
-                if let Some(i) = w.iter().position(|(id, _)| *id == conn_id) {
-                    let (_, modes) = w.swap_remove(i);
+                if let Some(modes) = w.remove(conn_id) {
                     if modes & PERSISTENT_RECURSIVE != 0 {
                         self.recursive -= 1;
                     }
@@ -425,7 +500,8 @@ impl WatchManager {
             .by_path
             .iter()
             .map(|(path, w)| {
-                let mut ids: Vec<u64> = w.iter().map(|(id, _)| *id).collect();
+                let mut ids: Vec<u64> = Vec::with_capacity(w.len());
+                w.for_each(|id, _| ids.push(id));
                 ids.sort_unstable();
                 (path.to_string(), ids)
             })
@@ -441,5 +517,52 @@ impl WatchManager {
             self.data.by_path.len(),
             self.data.count(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::ServerStats;
+
+    fn handles(n: u64) -> Vec<ConnHandle> {
+        let stats = Arc::new(ServerStats::new());
+        (1..=n)
+            .map(|id| {
+                let guard = stats.open_conn(id, "127.0.0.1:1".parse().expect("address"));
+                ConnHandle::new(id, stats.clone(), guard.conn.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_path_many_connections_watch_keeps_each_one_apart() {
+        let conns = handles(100);
+        let mut w = WatchManager::default();
+        for c in &conns {
+            w.add_data_watch("/p", c);
+        }
+        // Arming again changes nothing.
+        w.add_data_watch("/p", &conns[0]);
+        w.add_persistent("/p", &conns[4], false);
+        assert_eq!(w.data_watch_summary(), (100, 1, 100));
+        assert!(w.remove("/p", 50, watcher_type::DATA));
+        assert!(!w.contains("/p", 50, watcher_type::DATA));
+        assert!(w.contains("/p", 51, watcher_type::DATA));
+        assert_eq!(w.data_watch_summary(), (99, 1, 99));
+
+        let mut notified = Vec::new();
+        w.trigger(event_type::NODE_DATA_CHANGED, "/p", 7, &mut notified);
+        let mut ids: Vec<u64> = notified.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        let expected: Vec<u64> = (1..=100).filter(|id| *id != 50).collect();
+        assert_eq!(ids, expected);
+        // The one-shot watches are spent; the persistent one stays, in both tables.
+        assert_eq!(w.data_watch_summary(), (1, 1, 1));
+        assert_eq!(w.data_watches_by_path(), vec![("/p".to_string(), vec![5])]);
+        assert_eq!(w.watch_count(), 2);
+        w.remove_conn(5);
+        assert_eq!(w.watch_count(), 0);
+        assert_eq!(w.data_watch_summary(), (0, 0, 0));
     }
 }
