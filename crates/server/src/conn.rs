@@ -422,16 +422,20 @@ impl Wire {
     }
 }
 
+#[derive(Debug)]
 enum ReadEnd {
     Eof,
     Error(String),
 }
 
 /// The most the connection asks the socket for at once: a burst of pipelined
-/// requests costs one read, not two per request. Reads start at `FIRST_READ`
-/// and double while they fill what was asked.
+/// requests costs one read, not two per request. Reads start at `MIN_READ`,
+/// double while they fill what was asked and halve again while they bring a
+/// quarter of it or less. The frames read keep their read buffer until they are
+/// answered, so a request waiting in the pipeline holds what its read asked
+/// for: with ten thousand sessions closing at once, 4 KiB reads held 40 MB.
 const READ_CHUNK: usize = 64 * 1024;
-const FIRST_READ: usize = 4 * 1024;
+const MIN_READ: usize = 256;
 
 /// Reads what the socket has into `buf`, once, without waiting; `chunk` is
 /// the size of the next read. Room is made for the rest of a started frame
@@ -458,6 +462,8 @@ fn fill(
         Ok(n) => {
             if n == room {
                 *chunk = (*chunk * 2).min(READ_CHUNK);
+            } else if n <= *chunk / 4 {
+                *chunk = (*chunk / 2).max(MIN_READ);
             }
             Ok(())
         }
@@ -570,7 +576,7 @@ pub async fn serve(
     let mut overflowed = false;
     let mut gate = Gate::default();
     let mut rbuf = BytesMut::new();
-    let mut chunk = FIRST_READ;
+    let mut chunk = MIN_READ;
 
     match handshake(&shared, &mut state, &connect) {
         Handshake::Pending => pending.push_back(Pending {
@@ -1153,4 +1159,70 @@ fn read_only_reply(xid: i32, shared: &Shared, err: i32) -> Bytes {
     let mut w = ensemble_proto::Writer::new_frame();
     ensemble_proto::ReplyHeader { xid, zxid, err }.write(&mut w);
     w.finish_frame()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Reads once what the peer sent, waiting until the socket is readable.
+    async fn read_once(stream: &TcpStream, buf: &mut BytesMut, chunk: &mut usize) {
+        stream.readable().await.unwrap();
+        fill(stream, buf, chunk, 1 << 20).unwrap();
+    }
+
+    #[tokio::test]
+    async fn reads_grow_with_bursts_and_shrink_back_for_small_requests() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut chunk = MIN_READ;
+
+        // A ping-sized request is read into a buffer of the smallest read.
+        client
+            .write_all(&[0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 11])
+            .await
+            .unwrap();
+        read_once(&server, &mut buf, &mut chunk).await;
+        assert_eq!(buf.len(), 12);
+        assert!(
+            buf.capacity() <= 2 * MIN_READ,
+            "capacity {}",
+            buf.capacity()
+        );
+        assert_eq!(chunk, MIN_READ);
+        assert!(next_frame(&mut buf, 1 << 20).unwrap().is_some());
+
+        // A burst fills the reads, and each full read doubles the next, up to the cap.
+        let (rx, mut tx) = client.into_split();
+        let burst = tokio::spawn(async move {
+            tx.write_all(&vec![7u8; 4 * READ_CHUNK]).await.unwrap();
+            tx
+        });
+        let (mut got, mut largest) = (0, 0);
+        while got < 4 * READ_CHUNK {
+            read_once(&server, &mut buf, &mut chunk).await;
+            got += buf.len();
+            largest = largest.max(chunk);
+            buf.clear();
+        }
+        assert_eq!(largest, READ_CHUNK);
+        let mut client = burst.await.unwrap().reunite(rx).unwrap();
+
+        // Small requests afterwards bring the reads back down to the smallest.
+        for _ in 0..16 {
+            client
+                .write_all(&[0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 11])
+                .await
+                .unwrap();
+            read_once(&server, &mut buf, &mut chunk).await;
+            assert!(next_frame(&mut buf, 1 << 20).unwrap().is_some());
+            assert!(next_frame(&mut buf, 1 << 20).unwrap().is_none());
+        }
+        assert_eq!(chunk, MIN_READ);
+    }
 }
