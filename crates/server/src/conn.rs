@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -422,6 +423,15 @@ impl Wire {
     }
 }
 
+/// What woke a connection's task.
+enum Wake {
+    Admitted(Admission),
+    Readable(std::io::Result<()>),
+    /// Something was queued on the outbox or signalled.
+    Queued,
+    Writable(std::io::Result<()>),
+}
+
 #[derive(Debug)]
 enum ReadEnd {
     Eof,
@@ -499,220 +509,262 @@ fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, ReadEnd> 
 
 /// Serves one accepted connection until it closes: one task reads the
 /// socket, runs the requests, and writes the answers and notifications.
-pub async fn serve(
+///
+/// Every connection's task holds this future, so its size is memory per
+/// session: it is an `async move` block rather than an `async fn` (whose
+/// arguments keep slots of their own beside the locals they are moved into),
+/// and what only the handshake needs lives in a block of its own, so none of
+/// it takes room beside the request loop's state.
+#[allow(clippy::manual_async_fn)] // deliberate, see above
+pub fn serve(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     admitted: crate::Admitted,
-) {
-    let _ = stream.set_nodelay(true);
-    let id = shared.next_conn_id();
-    let conn_stats = shared.stats.open_conn(id, peer);
-    let handle = ConnHandle::new(id, shared.stats.clone(), conn_stats.conn.clone());
-    let max = shared.config.jute_max_buffer;
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let _ = stream.set_nodelay(true);
+        let id = shared.next_conn_id();
+        let conn_stats = shared.stats.open_conn(id, peer);
+        let handle = ConnHandle::new(id, shared.stats.clone(), conn_stats.conn.clone());
+        let max = shared.config.jute_max_buffer;
 
-    // The first four bytes are either a four-letter word or a frame length.
-    let mut len = [0u8; 4];
-    let first = stream.read_exact(&mut len).await;
-    let mut wire = Wire {
-        stream: Arc::new(stream),
-        pending: VecDeque::new(),
-        taken: 0,
-    };
-    if first.is_err() {
-        wire.drain(&handle.out).await;
-        return;
-    }
-    if let Some(word) = fourlw::word(&len) {
-        conn_stats.four_letter_word();
-        let text = Bytes::from(fourlw::answer_reading(&shared, word, wire.stream_mut()).await);
-        // ZooKeeper writes the text in chunks of 8192 characters, a packet each.
-        for chunk in text.chunks(8192) {
-            handle.send(text.slice_ref(chunk));
-        }
-        // Given back before the close the client sees, so a connection made
-        // after a four-letter word's answer finds its place free.
-        drop(admitted);
-        wire.drain(&handle.out).await;
-        return;
-    }
-    let n = i32::from_be_bytes(len);
-    if n < 0 || n as usize > max {
-        warn!(%peer, "closing connection: connect frame length {n} is outside 0..={max}");
-        wire.drain(&handle.out).await;
-        return;
-    }
-    let mut body = BytesMut::zeroed(n as usize);
-    if wire.stream_mut().read_exact(&mut body).await.is_err() {
-        debug!(%peer, "connection closed before the connect request was complete");
-        wire.drain(&handle.out).await;
-        return;
-    }
-    let connect_received = conn_stats.request_received(4 + n as u64);
-    shared.stats.connection_requests.fetch_add(1, Relaxed);
-    let connect = match ConnectRequest::read(&mut Reader::new(body.freeze())) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(%peer, "closing connection: malformed connect request: {e}");
-            wire.drain(&handle.out).await;
-            return;
-        }
-    };
-
-    let mut state = ConnState {
-        handle: handle.clone(),
-        peer,
-        session_id: 0,
-        auth: Arc::new(vec![Id {
-            scheme: "ip".into(),
-            id: peer.ip().to_string(),
-        }]),
-        read_only: false,
-        stats: conn_stats,
-    };
-    let mut pending: VecDeque<Pending> = VecDeque::new();
-    let mut established = false;
-    let mut queue: VecDeque<Request> = VecDeque::new();
-    let mut overflowed = false;
-    let mut gate = Gate::default();
-    let mut rbuf = BytesMut::new();
-    let mut chunk = MIN_READ;
-
-    match handshake(&shared, &mut state, &connect) {
-        Handshake::Pending => pending.push_back(Pending {
-            received: connect_received,
-            txn: true,
-            _slot: None,
-        }),
-        Handshake::Done => {
-            // As ZooKeeper, a resumed session is no timed request.
-            state.stats.request_answered(connect_received, true, false);
-            established = true
-        }
-        Handshake::Refused => {
-            handle.close();
-            wire.drain(&handle.out).await;
-            return;
-        }
-    }
-
-    handle.out.queue.lock().stream = Some(wire.stream.clone());
-    loop {
-        if !wire.flush(&handle.out) {
-            debug!(%peer, "closing connection: writing to the socket failed");
-            break;
-        }
-        // As ZooKeeper's disableRecv/enableRecv: checked after each request in
-        // and each answer out of this connection.
-        let stop_reading = shared
-            .throttle
-            .stop_reading(&shared.stats, queue.len() + pending.len());
-        let blocked = wire.blocked();
-        let mut end = None;
-        tokio::select! {
-            admission = async { gate.waiting.as_mut().expect("guarded").await }, if gate.waiting.is_some() => {
-                gate.waiting = None;
-                gate.ready = Some(admission);
+        let mut wire = Wire {
+            stream: Arc::new(stream),
+            pending: VecDeque::new(),
+            taken: 0,
+        };
+        // The handshake, in a block that every way out of leaves by the one
+        // drain below: each `.await` of its own would keep a drain's state and
+        // the handshake's locals side by side in every connection's future.
+        let opened = 'open: {
+            // The first four bytes are either a four-letter word or a frame length.
+            let mut len = [0u8; 4];
+            if wire.stream_mut().read_exact(&mut len).await.is_err() {
+                break 'open None;
             }
-            r = wire.stream.readable(), if !stop_reading => {
-                let r = match r {
-                    Ok(()) => fill(&wire.stream, &mut rbuf, &mut chunk, max),
-                    Err(e) => Err(ReadEnd::Error(e.to_string())),
-                };
-                if let Err(e) = r {
-                    end = Some(e);
+            if let Some(word) = fourlw::word(&len) {
+                conn_stats.four_letter_word();
+                let text =
+                    Bytes::from(fourlw::answer_reading(&shared, word, wire.stream_mut()).await);
+                // ZooKeeper writes the text in chunks of 8192 characters, a packet each.
+                for chunk in text.chunks(8192) {
+                    handle.send(text.slice_ref(chunk));
                 }
+                // Given back before the close the client sees, so a connection made
+                // after a four-letter word's answer finds its place free.
+                drop(admitted);
+                break 'open None;
             }
-            _ = handle.out.wake.notified() => {}
-            r = wire.stream.writable(), if blocked => {
-                if r.is_err() {
-                    break;
-                }
+            let n = i32::from_be_bytes(len);
+            if n < 0 || n as usize > max {
+                warn!(%peer, "closing connection: connect frame length {n} is outside 0..={max}");
+                break 'open None;
             }
-        }
-        let signals = handle.take_signals();
-        if signals.established {
-            answered(&state, pending.pop_front());
-            established = true;
-        }
-        for _ in 0..signals.applied {
-            answered(&state, pending.pop_front());
-        }
-        if signals.overflow {
-            warn!(
-                %peer,
-                session = format_args!("0x{:x}", state.session_id),
-                "closing connection: the client left more than {MAX_QUEUED_OUT} bytes of answers unread"
-            );
-            overflowed = true;
-            break;
-        }
-        if signals.close {
-            break;
-        }
-        // Frames are taken one at a time, each only while the server is under
-        // globalOutstandingLimit: the rest wait in the read buffer.
-        while !shared
-            .throttle
-            .stop_reading(&shared.stats, queue.len() + pending.len())
-        {
-            match next_frame(&mut rbuf, max) {
-                Ok(Some(b)) => {
-                    let received = state.stats.request_frame_received(&b);
-                    let mut r = Reader::new(b);
-                    let (Ok(xid), Ok(opcode)) = (r.read_i32(), r.read_i32()) else {
-                        end = Some(ReadEnd::Error(
-                            "frame too short for a request header".into(),
-                        ));
-                        break;
-                    };
-                    queue.push_back(Request {
-                        xid,
-                        opcode,
-                        body: r.rest(),
-                        received,
-                    });
-                }
-                Ok(None) => break,
+            let mut body = BytesMut::zeroed(n as usize);
+            if wire.stream_mut().read_exact(&mut body).await.is_err() {
+                debug!(%peer, "connection closed before the connect request was complete");
+                break 'open None;
+            }
+            let connect_received = conn_stats.request_received(4 + n as u64);
+            shared.stats.connection_requests.fetch_add(1, Relaxed);
+            let connect = match ConnectRequest::read(&mut Reader::new(body.freeze())) {
+                Ok(c) => c,
                 Err(e) => {
-                    end = Some(e);
-                    break;
+                    warn!(%peer, "closing connection: malformed connect request: {e}");
+                    break 'open None;
+                }
+            };
+
+            let mut state = ConnState {
+                handle: handle.clone(),
+                peer,
+                session_id: 0,
+                auth: Arc::new(vec![Id {
+                    scheme: "ip".into(),
+                    id: peer.ip().to_string(),
+                }]),
+                read_only: false,
+                stats: conn_stats,
+            };
+            let mut pending: VecDeque<Pending> = VecDeque::new();
+            let mut established = false;
+
+            match handshake(&shared, &mut state, &connect) {
+                Handshake::Pending => pending.push_back(Pending {
+                    received: connect_received,
+                    txn: true,
+                    _slot: None,
+                }),
+                Handshake::Done => {
+                    // As ZooKeeper, a resumed session is no timed request.
+                    state.stats.request_answered(connect_received, true, false);
+                    established = true
+                }
+                Handshake::Refused => {
+                    handle.close();
+                    break 'open None;
                 }
             }
-        }
-        // Requests read before the end of the stream still run, as they did
-        // when they came in separately.
-        if established && !process_queue(&shared, &mut state, &mut queue, &mut pending, &mut gate) {
-            break;
-        }
-        match end {
-            Some(ReadEnd::Error(e)) => {
-                warn!(%peer, session = format_args!("0x{:x}", state.session_id), "closing connection: {e}");
+            Some((state, pending, established))
+        };
+        let Some((mut state, mut pending, mut established)) = opened else {
+            wire.drain(&handle.out).await;
+            return;
+        };
+        let mut queue: VecDeque<Request> = VecDeque::new();
+        let mut overflowed = false;
+        let mut gate = Gate::default();
+        let mut rbuf = BytesMut::new();
+        let mut chunk = MIN_READ;
+
+        handle.out.queue.lock().stream = Some(wire.stream.clone());
+        loop {
+            if !wire.flush(&handle.out) {
+                debug!(%peer, "closing connection: writing to the socket failed");
                 break;
             }
-            Some(ReadEnd::Eof) => break,
-            None => {}
+            // As ZooKeeper's disableRecv/enableRecv: checked after each request in
+            // and each answer out of this connection.
+            let stop_reading = shared
+                .throttle
+                .stop_reading(&shared.stats, queue.len() + pending.len());
+            let blocked = wire.blocked();
+            let mut end = None;
+            // One poll of each thing the task waits for, in place of a select of
+            // their futures: the socket's readiness is polled without a future
+            // (300 bytes of every connection's task).
+            let woken = handle.out.wake.notified();
+            tokio::pin!(woken);
+            let event = std::future::poll_fn(|cx| {
+                if let Some(waiting) = gate.waiting.as_mut() {
+                    if let Poll::Ready(admission) = waiting.as_mut().poll(cx) {
+                        return Poll::Ready(Wake::Admitted(admission));
+                    }
+                }
+                if !stop_reading {
+                    if let Poll::Ready(r) = wire.stream.poll_read_ready(cx) {
+                        return Poll::Ready(Wake::Readable(r));
+                    }
+                }
+                if woken.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Queued);
+                }
+                if blocked {
+                    if let Poll::Ready(r) = wire.stream.poll_write_ready(cx) {
+                        return Poll::Ready(Wake::Writable(r));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Wake::Admitted(admission) => {
+                    gate.waiting = None;
+                    gate.ready = Some(admission);
+                }
+                Wake::Readable(r) => {
+                    let r = match r {
+                        Ok(()) => fill(&wire.stream, &mut rbuf, &mut chunk, max),
+                        Err(e) => Err(ReadEnd::Error(e.to_string())),
+                    };
+                    if let Err(e) = r {
+                        end = Some(e);
+                    }
+                }
+                Wake::Queued => {}
+                Wake::Writable(r) => {
+                    if r.is_err() {
+                        break;
+                    }
+                }
+            }
+            let signals = handle.take_signals();
+            if signals.established {
+                answered(&state, pending.pop_front());
+                established = true;
+            }
+            for _ in 0..signals.applied {
+                answered(&state, pending.pop_front());
+            }
+            if signals.overflow {
+                warn!(
+                    %peer,
+                    session = format_args!("0x{:x}", state.session_id),
+                    "closing connection: the client left more than {MAX_QUEUED_OUT} bytes of answers unread"
+                );
+                overflowed = true;
+                break;
+            }
+            if signals.close {
+                break;
+            }
+            // Frames are taken one at a time, each only while the server is under
+            // globalOutstandingLimit: the rest wait in the read buffer.
+            while !shared
+                .throttle
+                .stop_reading(&shared.stats, queue.len() + pending.len())
+            {
+                match next_frame(&mut rbuf, max) {
+                    Ok(Some(b)) => {
+                        let received = state.stats.request_frame_received(&b);
+                        let mut r = Reader::new(b);
+                        let (Ok(xid), Ok(opcode)) = (r.read_i32(), r.read_i32()) else {
+                            end = Some(ReadEnd::Error(
+                                "frame too short for a request header".into(),
+                            ));
+                            break;
+                        };
+                        queue.push_back(Request {
+                            xid,
+                            opcode,
+                            body: r.rest(),
+                            received,
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        end = Some(e);
+                        break;
+                    }
+                }
+            }
+            // Requests read before the end of the stream still run, as they did
+            // when they came in separately.
+            if established
+                && !process_queue(&shared, &mut state, &mut queue, &mut pending, &mut gate)
+            {
+                break;
+            }
+            match end {
+                Some(ReadEnd::Error(e)) => {
+                    warn!(%peer, session = format_args!("0x{:x}", state.session_id), "closing connection: {e}");
+                    break;
+                }
+                Some(ReadEnd::Eof) => break,
+                None => {}
+            }
+            if !established && pending.is_empty() {
+                break;
+            }
         }
-        if !established && pending.is_empty() {
-            break;
-        }
-    }
 
-    if shared.throttle.enabled() && !queue.is_empty() {
-        stale_requests(&shared, &state, queue);
-    }
-    if shared.connection_closed(&state) && shared.quorum && !state.read_only {
-        shared.submit_write(WriteReq::internal(
-            state.session_id,
-            crate::pipeline::RELEASE_SESSION,
-        ));
-    }
-    handle.close();
-    if overflowed {
-        wire.release(&handle.out);
-    } else {
-        // What was queued before the close is written first.
-        wire.drain(&handle.out).await;
+        if shared.throttle.enabled() && !queue.is_empty() {
+            stale_requests(&shared, &state, queue);
+        }
+        if shared.connection_closed(&state) && shared.quorum && !state.read_only {
+            shared.submit_write(WriteReq::internal(
+                state.session_id,
+                crate::pipeline::RELEASE_SESSION,
+            ));
+        }
+        handle.close();
+        if overflowed {
+            wire.release(&handle.out);
+        } else {
+            // What was queued before the close is written first.
+            wire.drain(&handle.out).await;
+        }
     }
 }
 
