@@ -223,24 +223,27 @@ impl DataTree {
         // ZooKeeper converts (and counts) the ACL before the existence check
         // and hands it to an existing node: replay after a fuzzy snapshot.
         let acl_id = self.acls.convert_acls(acl);
-        if let Some(existing) = self.nodes.get_mut(path).map(Arc::make_mut) {
-            existing.acl = acl_id;
+        // Looked up, not taken for change: a mutable lookup copies the map's
+        // path to the key whenever a snapshot shares it, found or not.
+        if self.nodes.contains_key(path) {
+            if let Some(existing) = self.nodes.get_mut(path).map(Arc::make_mut) {
+                existing.acl = acl_id;
+            }
             return Err(ErrorCode::NodeExists);
         }
         let key = PathKey::from(path);
-        self.digest_remove(&parent_name);
-        if let Some(parent) = self.nodes.get_mut(parent_name.as_str()).map(Arc::make_mut) {
+        self.change_node(&parent_name, |parent| {
             // Replay may see a create whose node was deleted again inside the
             // fuzzy range: never move cversion/pzxid backwards.
             raise_cversion(&mut parent.stat, parent_cversion, zxid);
             parent.add_child(key.clone());
-        }
-        self.digest_add(&parent_name);
+        });
         let node = Node::new(own(data), acl_id, new_stat(zxid, time, ephemeral_owner));
         self.data_size += node_size(path, node.data.as_ref());
         let stat = node.client_stat();
+        let bytes = data_len(&node);
+        self.digest = self.digest.wrapping_add(digest::of_node(path, &node));
         self.nodes.insert(key.clone(), Arc::new(node));
-        self.digest_add(path);
         match EphemeralType::of(ephemeral_owner) {
             EphemeralType::Container => {
                 self.containers.insert(key);
@@ -256,7 +259,6 @@ impl DataTree {
             }
             EphemeralType::Void => {}
         }
-        let bytes = self.nodes.get(path).map_or(0, |n| data_len(n));
         self.quota_on_create(&parent_name, child_name(path), path, bytes);
         ev.push((event_type::NODE_CREATED, path.to_owned()));
         ev.push((event_type::NODE_CHILDREN_CHANGED, parent_name));
@@ -271,21 +273,17 @@ impl DataTree {
         ev: &mut Events,
     ) -> Result<(), ErrorCode> {
         let parent_name = parent_of(path).ok_or(ErrorCode::NoNode)?.to_owned();
-        self.digest_remove(&parent_name);
-        let parent = self
-            .nodes
-            .get_mut(parent_name.as_str())
-            .map(Arc::make_mut)
-            .ok_or(ErrorCode::NoNode)?;
-        // ZooKeeper moves pzxid even when the child is already gone (fuzzy
-        // snapshot replay), but never backwards.
-        parent.remove_child(path);
-        if zxid > parent.stat.pzxid {
-            parent.stat.pzxid = zxid;
-        }
-        self.digest_add(&parent_name);
-        self.digest_remove(path);
+        self.change_node(&parent_name, |parent| {
+            // ZooKeeper moves pzxid even when the child is already gone (fuzzy
+            // snapshot replay), but never backwards.
+            parent.remove_child(path);
+            if zxid > parent.stat.pzxid {
+                parent.stat.pzxid = zxid;
+            }
+        })
+        .ok_or(ErrorCode::NoNode)?;
         let node = self.nodes.remove(path).ok_or(ErrorCode::NoNode)?;
+        self.digest = self.digest.wrapping_sub(digest::of_node(path, &node));
         self.acls.remove_usage(node.acl);
         self.data_size = self
             .data_size
@@ -359,17 +357,12 @@ impl DataTree {
         let old = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
         self.acls.remove_usage(old);
         let id = self.acls.convert_acls(acl);
-        self.digest_remove(path);
-        let n = self
-            .nodes
-            .get_mut(path)
-            .map(Arc::make_mut)
-            .ok_or(ErrorCode::NoNode)?;
-        n.stat.aversion = version;
-        n.acl = id;
-        let stat = n.client_stat();
-        self.digest_add(path);
-        Ok(stat)
+        self.change_node(path, |n| {
+            n.stat.aversion = version;
+            n.acl = id;
+            n.client_stat()
+        })
+        .ok_or(ErrorCode::NoNode)
     }
 
     /// `DataTree.setCversionPzxid`.
@@ -384,16 +377,8 @@ impl DataTree {
         } else {
             path
         };
-        let path = path.to_owned();
-        self.digest_remove(&path);
-        let n = self
-            .nodes
-            .get_mut(path.as_str())
-            .map(Arc::make_mut)
-            .ok_or(ErrorCode::NoNode)?;
-        raise_cversion(&mut n.stat, cversion, zxid);
-        self.digest_add(&path);
-        Ok(())
+        self.change_node(path, |n| raise_cversion(&mut n.stat, cversion, zxid))
+            .ok_or(ErrorCode::NoNode)
     }
 
     /// `DataTree.killSession`: deletes the paths the txn names, then any other

@@ -302,18 +302,22 @@ impl DataTree {
             .fold(0u64, |acc, (p, n)| acc.wrapping_add(digest::of_node(p, n))) as i64
     }
 
-    /// Takes a node's digest out before it changes (`preChange`).
-    pub(crate) fn digest_remove(&mut self, path: &str) {
-        if let Some(n) = self.nodes.get(path) {
-            self.digest = self.digest.wrapping_sub(digest::of_node(path, n));
-        }
-    }
-
-    /// Puts a node's digest back after it changed (`postChange`).
-    pub(crate) fn digest_add(&mut self, path: &str) {
-        if let Some(n) = self.nodes.get(path) {
-            self.digest = self.digest.wrapping_add(digest::of_node(path, n));
-        }
+    /// Changes the node at `path` in place and keeps the digest (ZooKeeper's
+    /// `preChange`/`postChange` around the change) with one lookup in the node
+    /// map. None when there is no such node.
+    pub(crate) fn change_node<R>(
+        &mut self,
+        path: &str,
+        change: impl FnOnce(&mut Node) -> R,
+    ) -> Option<R> {
+        let n = Arc::make_mut(self.nodes.get_mut(path)?);
+        let before = digest::of_node(path, n);
+        let r = change(n);
+        self.digest = self
+            .digest
+            .wrapping_sub(before)
+            .wrapping_add(digest::of_node(path, n));
+        Some(r)
     }
 
     pub fn node(&self, path: &str) -> Option<&Node> {
