@@ -246,6 +246,15 @@ impl Prep {
         })
     }
 
+    /// Whether `path` exists once the pending changes are applied: `record`
+    /// without building the record (its ACL is a list made for the caller).
+    fn exists(&self, tree: &DataTree, path: &str) -> bool {
+        match self.for_path.get(path) {
+            Some(c) => c.node.is_some(),
+            None => tree.node(path).is_some(),
+        }
+    }
+
     fn add_change(&mut self, seq: u64, path: &str, node: Option<PendingNode>) {
         if let Some(undo) = self.undo.as_mut() {
             if !undo.contains_key(path) {
@@ -311,7 +320,7 @@ impl Prep {
             r.path
         };
         validate_path(&path, false).map_err(|_| ErrorCode::BadArguments)?;
-        if self.record(tree, &path).is_ok() {
+        if self.exists(tree, &path) {
             return Err(ErrorCode::NodeExists);
         }
         if EphemeralType::of(parent.stat.ephemeral_owner) == EphemeralType::Normal {
