@@ -322,26 +322,22 @@ impl DataTree {
         time: i64,
         ev: &mut Events,
     ) -> Result<Stat, ErrorCode> {
-        // One lookup: the digest is updated around the change in place.
-        let n = self
-            .nodes
-            .get_mut(path)
-            .map(Arc::make_mut)
+        let (stat, bytes_diff, old, new) = self
+            .change_node(path, |n| {
+                let bytes_diff = data.as_ref().map_or(0, |d| d.len() as i64) - data_len(n);
+                let old = node_size(path, n.data.as_ref());
+                n.data = own(data);
+                n.stat.mtime = time;
+                n.stat.mzxid = zxid;
+                n.stat.version = version;
+                (
+                    n.client_stat(),
+                    bytes_diff,
+                    old,
+                    node_size(path, n.data.as_ref()),
+                )
+            })
             .ok_or(ErrorCode::NoNode)?;
-        let digest_before = digest::of_node(path, n);
-        let bytes_diff = data.as_ref().map_or(0, |d| d.len() as i64) - data_len(n);
-        let old = node_size(path, n.data.as_ref());
-        n.data = own(data);
-        n.stat.mtime = time;
-        n.stat.mzxid = zxid;
-        n.stat.version = version;
-        let stat = n.client_stat();
-        let new = node_size(path, n.data.as_ref());
-        let digest_after = digest::of_node(path, n);
-        self.digest = self
-            .digest
-            .wrapping_sub(digest_before)
-            .wrapping_add(digest_after);
         self.data_size = (self.data_size + new).saturating_sub(old);
         if path == path::ROOT {
             // The "" alias of the root counts the root's data a second time.
