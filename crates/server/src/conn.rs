@@ -18,12 +18,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tracing::{debug, info, warn};
@@ -290,9 +291,12 @@ const MAX_WRITE_FRAMES: usize = 64;
 const DELIVER_SHARE: usize = 256;
 
 /// Delivers what was queued on each connection (see [`ConnHandle::deliver`]).
-/// A large fan-out (thousands of watchers of one znode) is shared out among
-/// the runtime's worker threads, a part each: each connection is written by
-/// one of them, so its frames stay in order.
+/// A large fan-out (thousands of watchers of one znode) is shared out, a part
+/// for each of the runtime's worker threads: this thread writes one, threads
+/// of the blocking pool the others (a task spawned from a worker waits in
+/// that worker's own next-task slot, which no other worker takes, until this
+/// one is done). Each connection is written by one of them, so its frames
+/// stay in order.
 pub fn deliver_all(mut conns: Vec<ConnHandle>) {
     if conns.len() >= 2 * DELIVER_SHARE {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -304,7 +308,7 @@ pub fn deliver_all(mut conns: Vec<ConnHandle>) {
             let size = conns.len().div_ceil(parts);
             while conns.len() > size {
                 let part = conns.split_off(conns.len() - size);
-                rt.spawn(async move {
+                rt.spawn_blocking(move || {
                     for c in part {
                         c.deliver();
                     }
@@ -325,7 +329,27 @@ fn write_some(stream: &TcpStream, frames: &VecDeque<Bytes>) -> std::io::Result<u
         .take(MAX_WRITE_FRAMES)
         .map(|b| IoSlice::new(b))
         .collect();
-    stream.try_write_vectored(&slices)
+    stream.try_io(Interest::WRITABLE, || {
+        send_vectored(stream.as_raw_fd(), &slices)
+    })
+}
+
+/// sendmsg(2) without waiting: the socket's own call, which does not go
+/// through the file layer as writev(2) does (a notification to ten thousand
+/// watchers is ten thousand of these).
+fn send_vectored(fd: RawFd, slices: &[IoSlice<'_>]) -> std::io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice has the layout of iovec on unix; sendmsg only reads the buffers.
+    msg.msg_iov = slices.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = slices.len() as _;
+    // SAFETY: msg points at `slices`, alive for the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Drops the first `n` bytes of a queue of frames.

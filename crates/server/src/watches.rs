@@ -13,7 +13,35 @@ use ensemble_proto::{
 };
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// A map keyed by connection id. The ids are the server's own counters,
+/// not a client's choice, so one multiplication spreads them well enough;
+/// SipHash cost more than the rest of a lookup when one setData fires
+/// thousands of watches.
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the high bits, which pick the control byte,
+        // and the low bits, which pick the bucket, both depend on every bit.
+        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 /// Watch modes, as bits of a set.
 pub const STANDARD: u8 = 1;
@@ -46,7 +74,7 @@ enum Watchers {
     Few(SmallVec<[(u64, u8); 1]>),
     /// Boxed so the common one-watcher path pays 8 bytes for it, not 48.
     #[allow(clippy::box_collection)]
-    Many(Box<HashMap<u64, u8>>),
+    Many(Box<IdMap<u8>>),
 }
 
 /// Watchers of one path kept in a list before they move to a map.
@@ -78,7 +106,7 @@ impl Watchers {
         match self {
             Watchers::Few(v) if v.len() < MANY => v.push((id, modes)),
             Watchers::Few(v) => {
-                let mut m: HashMap<u64, u8> = v.drain(..).collect();
+                let mut m: IdMap<u8> = v.drain(..).collect();
                 m.insert(id, modes);
                 *self = Watchers::Many(Box::new(m));
             }
@@ -131,11 +159,19 @@ impl Watchers {
 struct Table {
     by_path: HashMap<Arc<str>, Watchers>,
     /// Connection -> its handle and the paths it watches in this table.
-    by_conn: HashMap<u64, ConnWatches>,
+    by_conn: IdMap<ConnWatches>,
     /// Recursive watches present: when zero, parents need not be visited.
     recursive: usize,
     /// (connection, path) pairs in all.
     count: usize,
+}
+
+/// The connections one trigger notifies.
+#[derive(Default)]
+struct Fired {
+    conns: Vec<ConnHandle>,
+    /// Whether a connection may be there more than once.
+    repeats: bool,
 }
 
 struct ConnWatches {
@@ -245,7 +281,9 @@ impl Table {
 
     /// The connections an event on `path` notifies: any mode on the path
     /// itself (one-shot modes are consumed), recursive modes on its parents.
-    fn trigger(&mut self, path: &str) -> Vec<ConnHandle> {
+    /// A connection is there twice only if a recursive watch on a parent
+    /// added it: [`Fired::repeats`] says whether one did.
+    fn trigger(&mut self, path: &str) -> Fired {
         let mut out = Vec::new();
         // Connections whose last mode on the path was the one-shot one.
         let mut consumed = Vec::new();
@@ -279,6 +317,7 @@ impl Table {
                 }
             }
         }
+        let own = out.len();
         if self.recursive > 0 {
             let mut p = path;
             while let Some(i) = p.rfind('/') {
@@ -295,7 +334,11 @@ impl Table {
                 }
             }
         }
-        out
+        let repeats = out.len() > own && out.len() > 1;
+        Fired {
+            conns: out,
+            repeats,
+        }
     }
 
     fn remove_conn(&mut self, conn_id: u64) {
@@ -353,11 +396,16 @@ impl FiredStats {
         }
     }
 
-    fn record(&self, event: i32, targets: &[ConnHandle]) {
+    fn record(&self, event: i32, fired: &Fired) {
+        let targets = &fired.conns;
         if targets.is_empty() {
             return;
         }
-        let distinct = targets.iter().map(|c| c.id).collect::<HashSet<_>>().len() as u64;
+        let distinct = if fired.repeats {
+            targets.iter().map(|c| c.id).collect::<HashSet<_>>().len()
+        } else {
+            targets.len()
+        } as u64;
         let summary = match event {
             event_type::NODE_CREATED => &self.created,
             event_type::NODE_DELETED => &self.deleted,
@@ -440,24 +488,29 @@ impl WatchManager {
             event_type::NODE_CREATED | event_type::NODE_DATA_CHANGED => self.data.trigger(path),
             event_type::NODE_CHILDREN_CHANGED => self.child.trigger(path),
             event_type::NODE_DELETED => {
-                let mut v = self.data.trigger(path);
+                let mut fired = self.data.trigger(path);
                 // ZooKeeper triggers its two tables one after the other.
-                self.fired.record(event, &v);
+                self.fired.record(event, &fired);
                 let from_child = self.child.trigger(path);
                 self.fired.record(event, &from_child);
-                v.extend(from_child);
-                v
+                fired.repeats |=
+                    from_child.repeats || !(fired.conns.is_empty() || from_child.conns.is_empty());
+                fired.conns.extend(from_child.conns);
+                fired
             }
-            _ => Vec::new(),
+            _ => Fired::default(),
         };
         if event != event_type::NODE_DELETED {
             self.fired.record(event, &targets);
         }
-        if targets.is_empty() {
+        if targets.conns.is_empty() {
             return;
         }
-        let mut seen = HashSet::new();
-        targets.retain(|c| seen.insert(c.id));
+        if targets.repeats {
+            let mut seen = HashSet::new();
+            targets.conns.retain(|c| seen.insert(c.id));
+        }
+        let targets = targets.conns;
         let frame = notification(event, path, zxid);
         for c in targets {
             c.queue(frame.clone());
@@ -564,5 +617,39 @@ mod tests {
         w.remove_conn(5);
         assert_eq!(w.watch_count(), 0);
         assert_eq!(w.data_watch_summary(), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_connection_reached_by_two_watches_is_notified_once() {
+        let conns = handles(3);
+        let mut w = WatchManager::default();
+        // Connection 1: a data watch on the node and recursive ones on two
+        // of its parents; 2: the data watch only; 3: a recursive watch only.
+        w.add_data_watch("/a/b/c", &conns[0]);
+        w.add_persistent("/a", &conns[0], true);
+        w.add_persistent("/a/b", &conns[0], true);
+        w.add_data_watch("/a/b/c", &conns[1]);
+        w.add_persistent("/a/b", &conns[2], true);
+        let mut notified = Vec::new();
+        w.trigger(event_type::NODE_DATA_CHANGED, "/a/b/c", 9, &mut notified);
+        let mut ids: Vec<u64> = notified.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 2, 3]);
+        // ZooKeeper's watch-count summary counts connections, not watches.
+        assert_eq!(w.fired.changed.values().max, 3);
+
+        // A deleted node fires both tables; a connection in both hears it once.
+        w.add_data_watch("/d", &conns[1]);
+        w.add_child_watch("/d", &conns[1]);
+        w.add_child_watch("/d", &conns[2]);
+        let mut notified = Vec::new();
+        w.trigger(event_type::NODE_DELETED, "/d", 10, &mut notified);
+        let mut ids: Vec<u64> = notified.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![2, 3]);
+        // One summary entry per table: one connection in the data table, two
+        // in the child table.
+        let deleted = w.fired.deleted.values();
+        assert_eq!((deleted.count, deleted.min, deleted.max), (2, 1, 2));
     }
 }
