@@ -1,16 +1,19 @@
 //! `ensemble bench`: a load generator for any ZooKeeper-compatible server, in
-//! the spirit of ClickHouse's keeper-bench. It speaks through the independent
-//! `zookeeper-client` crate, so it measures Ensemble and Apache ZooKeeper alike.
+//! the spirit of ClickHouse's keeper-bench. It speaks ZooKeeper's client
+//! protocol as any client does, so it measures Ensemble and Apache ZooKeeper
+//! alike: the setup (the keys a workload reads or deletes) goes through the
+//! independent `zookeeper-client` crate, the measured requests through the
+//! generator's own lean encoding of them (`pipe`).
 //!
-//! `--sessions` sessions each keep `--inflight` requests outstanding: every
-//! session runs that many workers on clones of one `Client`, and because the
-//! client orders a request when its future is created, K workers mean K
-//! pipelined requests on one connection.
+//! `--sessions` sessions each keep `--inflight` requests outstanding on one
+//! connection, pipelined: a session sends what it may in one write and tops
+//! up as answers come.
 //!
 //! `watch` and `connect` measure sessions rather than requests (many idle
 //! sessions, one watch each) and live in `sessions`; `ensemble bench plot`
 //! draws a comparison's results (`plot`).
 
+mod pipe;
 mod plot;
 mod report;
 mod sessions;
@@ -23,7 +26,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use workload::{Plan, Worker};
+use workload::Plan;
 use zookeeper_client as zk;
 
 /// Extra attempts at establishing each session before giving up.
@@ -286,6 +289,8 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
     let plan = Arc::new(Plan::new(&args));
     let setup_started = Instant::now();
     workload::setup(&clients, &plan, args.quiet).await?;
+    close(clients).await;
+    let sessions = open_sessions(&args).await?;
     let setup_secs = setup_started.elapsed().as_secs_f64();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -299,20 +304,22 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         .is_none()
         .then(|| started + Duration::from_secs(args.duration));
 
-    let mut tasks = Vec::with_capacity(args.sessions * args.inflight);
-    for (s, client) in clients.iter().enumerate() {
-        for i in 0..args.inflight {
-            let worker = Worker {
-                client: client.clone(),
-                plan: plan.clone(),
-                stop: stop.clone(),
-                done: done.clone(),
-                failed: failed.clone(),
-                seed: (s * args.inflight + i) as u64,
-            };
-            tasks.push(tokio::spawn(worker.run()));
-        }
-    }
+    let counters = pipe::Counters {
+        stop: stop.clone(),
+        done: done.clone(),
+        failed: failed.clone(),
+    };
+    let run = Arc::new(pipe::Run {
+        plan: plan.clone(),
+        hosts: args.hosts.split(',').map(str::to_string).collect(),
+        inflight: args.inflight,
+        timeout_ms: args.session_timeout_ms,
+    });
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(s, session)| tokio::spawn(session.run(run.clone(), counters.clone(), s as u64)))
+        .collect();
     let progress = (!args.quiet).then(|| {
         tokio::spawn(report::progress(
             started,
@@ -343,7 +350,6 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         task.abort();
     }
     let cpu = CpuTime::now().since(&cpu_before);
-    close(clients).await;
     let details = match args.workload {
         Workload::Multi => Details::Multi {
             set_data_ops: args.multi_ops,
@@ -359,6 +365,27 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         cpu,
         details,
     ))
+}
+
+/// Opens the sessions of the measured phase, spread over the hosts, all at
+/// once.
+async fn open_sessions(args: &BenchArgs) -> Result<Vec<pipe::Session>, String> {
+    let hosts: Arc<Vec<String>> = Arc::new(args.hosts.split(',').map(str::to_string).collect());
+    let opening: Vec<_> = (0..args.sessions)
+        .map(|i| {
+            let (hosts, timeout) = (hosts.clone(), args.session_timeout_ms);
+            tokio::spawn(async move { pipe::Session::connect(&hosts, i, timeout).await })
+        })
+        .collect();
+    let mut sessions = Vec::with_capacity(args.sessions);
+    for task in opening {
+        let session = task
+            .await
+            .map_err(|e| format!("a connect task failed: {e}"))?
+            .map_err(|e| format!("cannot connect to {}: {e}", args.hosts))?;
+        sessions.push(session);
+    }
+    Ok(sessions)
 }
 
 /// Closes the sessions and waits (briefly) until the server has them closed,
@@ -380,6 +407,18 @@ async fn close(clients: Vec<zk::Client>) {
         }
     };
     let _ = tokio::time::timeout(patience, closed).await;
+}
+
+/// The options as `ensemble bench ARGS...` parses them.
+#[cfg(test)]
+pub(crate) fn parse_args(args: &[&str]) -> BenchArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+    Cli::parse_from(std::iter::once("bench").chain(args.iter().copied())).bench
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Watchers spoken to at the wire: a session is a TCP connection, a handshake,
 //! and the few frames the watch workload sends (getData with a watch,
-//! closeSession). Ten thousand watchers through a full client library cost the
+//! closeSession); the request workloads start their sessions here too
+//! (crate::pipe). Ten thousand watchers through a full client library cost the
 //! bench more CPU than the server it measures; this way a notification costs
 //! the bench one read and one task wake-up, whatever the server.
 
@@ -29,7 +30,7 @@ pub struct Event {
     pub at: Instant,
 }
 
-fn put_i32(b: &mut Vec<u8>, v: i32) {
+pub(crate) fn put_i32(b: &mut Vec<u8>, v: i32) {
     b.extend_from_slice(&v.to_be_bytes());
 }
 
@@ -37,7 +38,7 @@ fn put_i64(b: &mut Vec<u8>, v: i64) {
     b.extend_from_slice(&v.to_be_bytes());
 }
 
-fn put_str(b: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(b: &mut Vec<u8>, s: &str) {
     put_i32(b, s.len() as i32);
     b.extend_from_slice(s.as_bytes());
 }
@@ -50,7 +51,7 @@ fn frame(body: Vec<u8>) -> Vec<u8> {
     f
 }
 
-fn i32_at(b: &[u8], at: usize) -> io::Result<i32> {
+pub(crate) fn i32_at(b: &[u8], at: usize) -> io::Result<i32> {
     b.get(at..at + 4)
         .map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame too short"))
@@ -88,6 +89,22 @@ impl Watcher {
             ));
         }
         Ok(w)
+    }
+
+    /// The session's socket and what was read from it past the handshake,
+    /// for a caller that speaks the protocol on its own from there.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
+    }
+
+    /// A session taken back from [`into_parts`](Self::into_parts), to close it.
+    pub fn from_parts(stream: TcpStream, buf: Vec<u8>) -> Watcher {
+        Watcher {
+            stream,
+            buf,
+            // Past any xid the caller used; closeSession's is not checked.
+            next_xid: i32::MAX,
+        }
     }
 
     /// The next frame's body, as it came.

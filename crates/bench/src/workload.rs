@@ -1,11 +1,12 @@
-//! What a worker sends: the names of the znodes each workload touches, the
-//! setup phase that creates the keys a workload needs, and the worker loop.
+//! What a session sends: the names of the znodes each workload touches and
+//! the setup phase that creates the keys a workload needs (through the
+//! client library; the measured requests go through crate::pipe).
 
-use crate::report::WorkerStats;
 use crate::{BenchArgs, Workload};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use zookeeper_client as zk;
 
 /// Requests kept outstanding per session while creating keys in setup.
@@ -57,21 +58,40 @@ impl Plan {
 
     /// A key of the read/write/mixed key space.
     pub fn key(&self, i: u64) -> String {
-        format!("{}/k{i}", self.prefix)
+        let mut s = String::new();
+        self.write_key(&mut s, i);
+        s
+    }
+
+    /// Appends the key `i` to `out`, without allocating once `out` is grown.
+    pub fn write_key(&self, out: &mut String, i: u64) {
+        let _ = write!(out, "{}/k{i}", self.prefix);
     }
 
     /// The n-th unique name of this run (create, populate, delete).
     pub fn unique(&self, n: u64) -> String {
+        let mut s = String::new();
+        self.write_unique(&mut s, n);
+        s
+    }
+
+    /// Appends the n-th unique name to `out`.
+    pub fn write_unique(&self, out: &mut String, n: u64) {
         let letter = match self.workload {
             Workload::Populate => 'p',
             Workload::Delete => 'd',
             _ => 'c',
         };
-        format!("{}/{letter}{}-{n}", self.prefix, self.tag)
+        let _ = write!(out, "{}/{letter}{}-{n}", self.prefix, self.tag);
+    }
+
+    /// The prefix's data version, the version check of every multi.
+    pub fn prefix_version(&self) -> i32 {
+        self.prefix_version.load(Ordering::Relaxed)
     }
 
     /// Claims the next request; `None` once `limit` requests were issued.
-    fn claim(&self) -> Option<u64> {
+    pub fn claim(&self) -> Option<u64> {
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
         match self.limit {
             Some(limit) if n >= limit => None,
@@ -141,94 +161,11 @@ pub async fn setup(clients: &[zk::Client], plan: &Arc<Plan>, quiet: bool) -> Res
     Ok(())
 }
 
-/// One outstanding request slot of one session.
-pub struct Worker {
-    pub client: zk::Client,
-    pub plan: Arc<Plan>,
-    pub stop: Arc<AtomicBool>,
-    pub done: Arc<AtomicU64>,
-    pub failed: Arc<AtomicU64>,
-    pub seed: u64,
-}
-
-impl Worker {
-    pub async fn run(self) -> WorkerStats {
-        let mut stats = WorkerStats::new();
-        let mut rng = XorShift::new(self.seed);
-        let plan = &*self.plan;
-        let options = persistent();
-        while !self.stop.load(Ordering::Relaxed) {
-            let Some(n) = plan.claim() else { break };
-            let started = Instant::now();
-            let result = match plan.workload {
-                Workload::Read => self
-                    .client
-                    .get_data(&plan.key(rng.below(plan.keys)))
-                    .await
-                    .map(drop),
-                Workload::Write => self
-                    .client
-                    .set_data(&plan.key(rng.below(plan.keys)), &plan.data, None)
-                    .await
-                    .map(drop),
-                Workload::Mixed => {
-                    let path = plan.key(rng.below(plan.keys));
-                    if rng.unit() < plan.read_ratio {
-                        self.client.get_data(&path).await.map(drop)
-                    } else {
-                        self.client
-                            .set_data(&path, &plan.data, None)
-                            .await
-                            .map(drop)
-                    }
-                }
-                Workload::Create | Workload::Populate => self
-                    .client
-                    .create(&plan.unique(n), &plan.data, &options)
-                    .await
-                    .map(drop),
-                Workload::Delete => self.client.delete(&plan.unique(n), None).await,
-                Workload::Multi => self.multi(&mut rng).await,
-                // Run by `sessions`, never by a worker.
-                Workload::Watch | Workload::Connect => break,
-            };
-            let micros = started.elapsed().as_micros() as u64;
-            match result {
-                Ok(()) => {
-                    stats.record(micros);
-                    self.done.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    stats.error(&e);
-                    self.failed.fetch_add(1, Ordering::Relaxed);
-                    if matches!(e, zk::Error::SessionExpired | zk::Error::ClientClosed) {
-                        break;
-                    }
-                }
-            }
-        }
-        stats
-    }
-
-    /// One multi: a version check of the prefix, then `multi_ops` setData on
-    /// random keys. The guarded write of Kafka's controller (a check of
-    /// `/controller_epoch`, then the change) and of Curator transactions.
-    async fn multi(&self, rng: &mut XorShift) -> Result<(), zk::Error> {
-        let plan = &*self.plan;
-        let mut multi = self.client.new_multi_writer();
-        multi.add_check_version(&plan.prefix, plan.prefix_version.load(Ordering::Relaxed))?;
-        for _ in 0..plan.multi_ops {
-            multi.add_set_data(&plan.key(rng.below(plan.keys)), &plan.data, None)?;
-        }
-        multi.commit().await.map(drop).map_err(zk::Error::from)
-    }
-}
-
 /// A small, fast generator for key choice; quality beyond uniformity is not needed.
-struct XorShift(u64);
+pub struct XorShift(u64);
 
 impl XorShift {
-    fn new(seed: u64) -> XorShift {
+    pub fn new(seed: u64) -> XorShift {
         XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
@@ -241,11 +178,11 @@ impl XorShift {
         x
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

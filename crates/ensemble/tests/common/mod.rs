@@ -1,0 +1,56 @@
+//! What the integration tests share: a real `ensemble` server on a free port.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ServerProc {
+    child: Child,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl ServerProc {
+    pub fn start() -> ServerProc {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let dir = std::env::temp_dir().join(format!("ensemble-zkc-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cfg = dir.join("zoo.cfg");
+        let mut f = std::fs::File::create(&cfg).expect("config file");
+        writeln!(
+            f,
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false",
+            dir.join("data").display()
+        )
+        .expect("write config");
+        let child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .args(["server", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ensemble");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not open its port");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ServerProc { child, port, dir }
+    }
+
+    pub fn cluster(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
