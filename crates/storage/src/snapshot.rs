@@ -274,7 +274,7 @@ fn write_to(
     out.write_jute(w)?;
     let mut err = None;
     let mut w = Writer::with_capacity(64 * 1024);
-    tree.visit_preorder(|path, node| {
+    tree.visit_parents_first(|path, node| {
         if err.is_some() {
             return;
         }

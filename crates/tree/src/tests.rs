@@ -385,6 +385,23 @@ fn children_are_listed_by_name_in_order_and_leave_no_set_behind() {
         "/zookeeper/quota",
     ];
     assert_eq!(visited, expected);
+    // A snapshot's order: the same nodes, each after its parent.
+    let mut parents_first = Vec::new();
+    zk.tree
+        .visit_parents_first(|p, _| parents_first.push(p.to_owned()));
+    for (i, p) in parents_first.iter().enumerate().skip(1) {
+        let parent = p.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let at = parents_first.iter().position(|q| q == parent);
+        assert!(
+            at.is_some_and(|at| at < i),
+            "{p} before its parent: {parents_first:?}"
+        );
+    }
+    assert_eq!(parents_first[0], "");
+    parents_first.sort();
+    let mut all = expected.to_vec();
+    all.sort();
+    assert_eq!(parents_first, all);
     for name in ["b", "a10", "a9", "B", "a-"] {
         assert_eq!(
             zk.run(op::DELETE, &delete_req(&format!("/p/{name}"), -1))

@@ -517,6 +517,33 @@ impl DataTree {
         }
     }
 
+    /// Visits every node after its parent, with the paths of
+    /// [`visit_preorder`](Self::visit_preorder): by depth, and within a depth
+    /// in the node map's own order. ZooKeeper's snapshot reader asks no more
+    /// of a snapshot's order than a parent before its children, and walking
+    /// the map instead of the tree looks no node up by its path: the walk
+    /// took half of a snapshot's time, a lookup (a cache miss or more) for
+    /// every node.
+    pub fn visit_parents_first(&self, mut f: impl FnMut(&str, &Node)) {
+        let mut by_depth: Vec<Vec<(&str, &Node)>> = Vec::new();
+        for (p, n) in self.nodes.iter() {
+            let depth = if &**p == path::ROOT {
+                0
+            } else {
+                p.bytes().filter(|b| *b == b'/').count()
+            };
+            if by_depth.len() <= depth {
+                by_depth.resize_with(depth + 1, Vec::new);
+            }
+            by_depth[depth].push((p, n));
+        }
+        for level in by_depth {
+            for (p, n) in level {
+                f(if p == path::ROOT { "" } else { p }, n);
+            }
+        }
+    }
+
     /// Builds a tree from a snapshot's ACL cache and node records, as
     /// `DataTree.deserialize`: parents must come before children, indexes
     /// and ACL reference counts are rebuilt, quota stats recounted and unused
