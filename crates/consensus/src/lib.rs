@@ -573,19 +573,39 @@ impl Consensus {
     /// Waits until the group stops on its own (a log write or read failed: openraft treats
     /// storage errors as fatal) and returns why. Never returns after [`Consensus::shutdown`].
     pub async fn failure(&self) -> String {
-        let mut metrics = self.inner.raft.metrics();
+        // Woken by the server metrics, which change with the role and the membership and end
+        // with the core, and not by the full metrics, which change with every batch of writes:
+        // a waiter on those woke thousands of times a second under load.
+        let mut server = self.inner.raft.server_metrics();
         loop {
-            let state = metrics.borrow_watched().running_state.clone();
+            let state = self
+                .inner
+                .raft
+                .metrics()
+                .borrow_watched()
+                .running_state
+                .clone();
             if let Err(fatal) = state {
                 if !self.inner.shut_down.load(Ordering::Acquire) {
                     return fatal.to_string();
                 }
             }
-            if metrics.changed().await.is_err() {
+            if server.changed().await.is_err() {
                 if self.inner.shut_down.load(Ordering::Acquire) {
                     return std::future::pending().await;
                 }
-                return "the consensus group stopped".to_string();
+                // The core is gone; its last metrics say why.
+                let state = self
+                    .inner
+                    .raft
+                    .metrics()
+                    .borrow_watched()
+                    .running_state
+                    .clone();
+                return match state {
+                    Err(fatal) => fatal.to_string(),
+                    Ok(()) => "the consensus group stopped".to_string(),
+                };
             }
         }
     }
