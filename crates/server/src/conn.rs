@@ -30,9 +30,8 @@ use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tracing::{debug, info, warn};
 
 /// Signals to the connection task from the rest of the server.
+/// (An applied write comes with its answer: [`ConnHandle::answer_write`].)
 pub enum Ctl {
-    /// One of this connection's writes has been applied and answered.
-    Applied,
     /// The session was established by an applied createSession txn.
     Established,
     /// Stop serving this connection (session closed, expired or moved).
@@ -83,6 +82,33 @@ struct OutQueue {
     stream: Option<Arc<TcpStream>>,
 }
 
+/// What became of a frame offered to a queue.
+enum Enqueued {
+    /// The connection closes: the frame is dropped.
+    Dropped,
+    /// It took the client's unread answers past [`MAX_QUEUED_OUT`]: the
+    /// queue is dropped and the connection closes without writing.
+    Overflowed,
+    Queued,
+}
+
+impl OutQueue {
+    fn enqueue(&mut self, frame: Bytes) -> Enqueued {
+        if self.close || self.overflow {
+            return Enqueued::Dropped;
+        }
+        if self.unwritten + frame.len() > MAX_QUEUED_OUT {
+            self.overflow = true;
+            self.frames = VecDeque::new();
+            return Enqueued::Overflowed;
+        }
+        self.unwritten += frame.len();
+        self.sent.frame(&frame);
+        self.frames.push_back(frame);
+        Enqueued::Queued
+    }
+}
+
 /// The signals the connection task takes from its outbox at once.
 struct Signals {
     applied: u32,
@@ -130,24 +156,29 @@ impl ConnHandle {
     /// read is not kept.
     fn push(&self, frame: Bytes, wake: bool) {
         let mut q = self.out.queue.lock();
-        if q.close || q.overflow {
-            return;
-        }
-        if q.unwritten + frame.len() > MAX_QUEUED_OUT {
-            q.overflow = true;
-            q.frames = VecDeque::new();
-            drop(q);
-            self.out.wake.notify_one();
-            return;
-        }
-        q.unwritten += frame.len();
-        q.sent.frame(&frame);
         let idle = q.frames.is_empty() && !q.busy;
-        q.frames.push_back(frame);
+        let wake = match q.enqueue(frame) {
+            Enqueued::Dropped => false,
+            Enqueued::Overflowed => true,
+            Enqueued::Queued => wake && idle,
+        };
         drop(q);
-        if wake && idle {
+        if wake {
             self.out.wake.notify_one();
         }
+    }
+
+    /// Queues the answer to one of this connection's writes and counts the
+    /// write as applied: one lock and one wake-up, where a [`send`](Self::send)
+    /// and a [`signal`](Self::signal) took two of each (and the second
+    /// wake-up, a stored permit, sent the task round its loop once more for
+    /// nothing).
+    pub fn answer_write(&self, frame: Bytes) {
+        let mut q = self.out.queue.lock();
+        q.applied += 1;
+        q.enqueue(frame);
+        drop(q);
+        self.out.wake.notify_one();
     }
 
     /// Writes what is queued from this thread, as far as the socket takes it
@@ -189,7 +220,6 @@ impl ConnHandle {
     pub fn signal(&self, c: Ctl) {
         let mut q = self.out.queue.lock();
         match c {
-            Ctl::Applied => q.applied += 1,
             Ctl::Established => q.established = true,
             Ctl::Close => q.close = true,
         }
@@ -1224,8 +1254,7 @@ fn sync_through_leader(shared: Arc<Shared>, conn: ConnHandle, req: Request) {
         }
         .write(&mut w);
         ensemble_proto::SyncResponse { path }.write(&mut w);
-        conn.send(w.finish_frame());
-        conn.signal(Ctl::Applied);
+        conn.answer_write(w.finish_frame());
     });
 }
 

@@ -627,8 +627,7 @@ impl ensemble_consensus::Applier for TreeApplier {
                         } else {
                             write_reply(*opcode, *xid, zxid, &outcome)
                         };
-                        conn.send(frame);
-                        conn.signal(Ctl::Applied);
+                        conn.answer_write(frame);
                     }
                     ReplyKind::Normal { .. } if outcome.err == ErrorCode::SessionMoved.code() => {
                         // As ZooKeeper: the connection the session left is
@@ -637,8 +636,7 @@ impl ensemble_consensus::Applier for TreeApplier {
                         conn.close();
                     }
                     ReplyKind::Normal { opcode } => {
-                        conn.send(write_reply(*opcode, *xid, zxid, &outcome));
-                        conn.signal(Ctl::Applied);
+                        conn.answer_write(write_reply(*opcode, *xid, zxid, &outcome));
                     }
                     ReplyKind::Connect { timeout, read_only } => {
                         let rsp = ConnectResponse {
