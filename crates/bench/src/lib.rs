@@ -290,7 +290,8 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
     let setup_started = Instant::now();
     workload::setup(&clients, &plan, args.quiet).await?;
     close(clients).await;
-    let sessions = open_sessions(&args).await?;
+    let hosts: Vec<String> = args.hosts.split(',').map(str::to_string).collect();
+    let sessions = open_sessions(&hosts, &args).await?;
     let setup_secs = setup_started.elapsed().as_secs_f64();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -311,7 +312,7 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
     };
     let run = Arc::new(pipe::Run {
         plan: plan.clone(),
-        hosts: args.hosts.split(',').map(str::to_string).collect(),
+        hosts,
         inflight: args.inflight,
         timeout_ms: args.session_timeout_ms,
     });
@@ -338,10 +339,14 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         })
     });
     let mut stats = WorkerStats::new();
+    let mut lasted = Vec::with_capacity(tasks.len());
     for task in tasks {
         match task.await {
-            Ok(s) => stats.merge(s),
-            Err(e) => return Err(format!("a worker failed: {e}")),
+            Ok((s, session)) => {
+                stats.merge(s);
+                lasted.extend(session);
+            }
+            Err(e) => return Err(format!("a session's task failed: {e}")),
         }
     }
     let elapsed = started.elapsed();
@@ -350,6 +355,14 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         task.abort();
     }
     let cpu = CpuTime::now().since(&cpu_before);
+    // Closed once measured, all at once: a closeSession is a txn on the server.
+    let closing: Vec<_> = lasted
+        .into_iter()
+        .map(|s| tokio::spawn(s.close()))
+        .collect();
+    for c in closing {
+        let _ = c.await;
+    }
     let details = match args.workload {
         Workload::Multi => Details::Multi {
             set_data_ops: args.multi_ops,
@@ -369,8 +382,8 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
 
 /// Opens the sessions of the measured phase, spread over the hosts, all at
 /// once.
-async fn open_sessions(args: &BenchArgs) -> Result<Vec<pipe::Session>, String> {
-    let hosts: Arc<Vec<String>> = Arc::new(args.hosts.split(',').map(str::to_string).collect());
+async fn open_sessions(hosts: &[String], args: &BenchArgs) -> Result<Vec<pipe::Session>, String> {
+    let hosts: Arc<[String]> = hosts.into();
     let opening: Vec<_> = (0..args.sessions)
         .map(|i| {
             let (hosts, timeout) = (hosts.clone(), args.session_timeout_ms);

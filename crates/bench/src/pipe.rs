@@ -107,18 +107,21 @@ impl Session {
     /// session that breaks (its server went away, or stopped answering for
     /// two thirds of the session timeout, when a client would give up on it)
     /// counts what it had under way as ConnectionLoss and is replaced by a
-    /// new one on the next host.
-    pub async fn run(self, run: Arc<Run>, counters: Counters, seed: u64) -> WorkerStats {
+    /// new one on the next host. The session comes back, when it lasted,
+    /// for the caller to close once the run is measured.
+    pub async fn run(
+        self,
+        run: Arc<Run>,
+        counters: Counters,
+        seed: u64,
+    ) -> (WorkerStats, Option<Session>) {
         let mut stats = WorkerStats::new();
         let mut rng = XorShift::new(seed);
         let mut host = seed as usize;
         let mut session = self;
         loop {
             match session.serve(&run, &counters, &mut rng, &mut stats).await {
-                Ok(()) => {
-                    session.close().await;
-                    return stats;
-                }
+                Ok(()) => return (stats, Some(session)),
                 Err(e) => {
                     let lost = session.waiting.len() as u64;
                     let name = match e.kind() {
@@ -128,12 +131,12 @@ impl Session {
                     stats.error_named(name, lost.max(1));
                     counters.failed.fetch_add(lost.max(1), Ordering::Relaxed);
                     if counters.stop.load(Ordering::Relaxed) {
-                        return stats;
+                        return (stats, None);
                     }
                     host += 1;
                     match Session::connect(&run.hosts, host, run.timeout_ms).await {
                         Ok(s) => session = s,
-                        Err(_) => return stats,
+                        Err(_) => return (stats, None),
                     }
                 }
             }
@@ -220,7 +223,7 @@ impl Session {
     }
 
     /// Closes the session and waits (briefly) for the server to answer.
-    async fn close(self) {
+    pub async fn close(self) {
         let Session { stream, rbuf, .. } = self;
         wire::Watcher::from_parts(stream, rbuf).close().await;
     }
