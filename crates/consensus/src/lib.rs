@@ -577,15 +577,13 @@ impl Consensus {
         // with the core, and not by the full metrics, which change with every batch of writes:
         // a waiter on those woke thousands of times a second under load.
         let mut server = self.inner.raft.server_metrics();
+        let running = || {
+            let metrics = self.inner.raft.metrics();
+            let state = metrics.borrow_watched().running_state.clone();
+            state
+        };
         loop {
-            let state = self
-                .inner
-                .raft
-                .metrics()
-                .borrow_watched()
-                .running_state
-                .clone();
-            if let Err(fatal) = state {
+            if let Err(fatal) = running() {
                 if !self.inner.shut_down.load(Ordering::Acquire) {
                     return fatal.to_string();
                 }
@@ -595,14 +593,7 @@ impl Consensus {
                     return std::future::pending().await;
                 }
                 // The core is gone; its last metrics say why.
-                let state = self
-                    .inner
-                    .raft
-                    .metrics()
-                    .borrow_watched()
-                    .running_state
-                    .clone();
-                return match state {
+                return match running() {
                     Err(fatal) => fatal.to_string(),
                     Ok(()) => "the consensus group stopped".to_string(),
                 };
