@@ -62,9 +62,20 @@ pub use crate::state_machine::SnapshotFile;
 use crate::state_machine::{Staging, StateMachine};
 use crate::types::{term_of, Raft, TypeConfig};
 
+/// The most entries handed to [`Applier::apply_all`] at once.
+pub const APPLY_BATCH: usize = 64;
+
 /// Receives committed entries. Called in log order, exactly once per entry, never concurrently.
 pub trait Applier: Send + Sync + 'static {
     fn apply(&self, zxid: i64, payload: &Bytes);
+
+    /// Consecutive entries committed together, in log order (at most [`APPLY_BATCH`]). An
+    /// applier that locks its state per entry can take the lock once for them all.
+    fn apply_all(&self, txns: &[(i64, Bytes)]) {
+        for (zxid, payload) in txns {
+            self.apply(*zxid, payload);
+        }
+    }
 
     /// Captures the state after the entry `zxid` (called between applies, so it must be cheap)
     /// and returns the job that serializes it into a file under `dir` (a directory the job

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::{Stream, TryStreamExt};
-use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::storage::{ApplyResponder, EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use parking_lot::Mutex;
 
@@ -25,6 +25,9 @@ use crate::durable_log::{InstalledSnapshot, Resume};
 use crate::types::{term_of, LogId, Snapshot, SnapshotMeta, StoredMembership, Txn, TypeConfig};
 use crate::zxid::TermClock;
 use crate::Applier;
+
+/// An applied entry's responder (None when nobody waits on it) and its zxid.
+type Answer = (Option<ApplyResponder<TypeConfig>>, i64);
 
 /// What a snapshot carries (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -114,6 +117,22 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
+    /// Applies the txns gathered so far and answers every entry up to the last one.
+    fn flush(&mut self, txns: &mut Vec<(i64, bytes::Bytes)>, answers: &mut Vec<Answer>) {
+        if !txns.is_empty() {
+            self.applier.apply_all(txns);
+            txns.clear();
+        }
+        if let Some((_, zxid)) = answers.last() {
+            self.last_applied_zxid.store(*zxid, Ordering::Release);
+        }
+        for (responder, zxid) in answers.drain(..) {
+            if let Some(responder) = responder {
+                responder.send(zxid);
+            }
+        }
+    }
+
     pub fn new(applier: Arc<dyn Applier>, last_applied_zxid: Arc<AtomicI64>) -> Self {
         StateMachine {
             applier,
@@ -216,24 +235,30 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         S: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
     {
+        // Consecutive txns go to the applier together; the entries' responders are answered
+        // once their txns are applied.
+        let mut txns = Vec::new();
+        let mut answers = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             let zxid = self
                 .clock
                 .next(term_of(&entry.log_id), entry.log_id.index)
                 .map_err(io::Error::other)?;
             match &entry.payload {
-                EntryPayload::Normal(Txn(payload)) => self.applier.apply(zxid, payload),
+                EntryPayload::Normal(Txn(payload)) => txns.push((zxid, payload.clone())),
                 EntryPayload::Membership(membership) => {
+                    self.flush(&mut txns, &mut answers);
                     self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
                 }
                 EntryPayload::Blank => {}
             }
             self.last_applied = Some(entry.log_id);
-            self.last_applied_zxid.store(zxid, Ordering::Release);
-            if let Some(responder) = responder {
-                responder.send(zxid);
+            answers.push((responder, zxid));
+            if txns.len() >= crate::APPLY_BATCH {
+                self.flush(&mut txns, &mut answers);
             }
         }
+        self.flush(&mut txns, &mut answers);
         Ok(())
     }
 

@@ -129,19 +129,55 @@ pub async fn snapshot_task(shared: Arc<Shared>) {
         let dir = shared.config.data_dir.clone();
         let comp = compression(&shared.config);
         let started = Instant::now();
-        let result =
-            tokio::task::spawn_blocking(move || write_snapshot(&dir, &tree, &sessions, zxid, comp))
-                .await;
+        let (done, result) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                lower_priority();
+                let _ = done.send(write_snapshot(&dir, &tree, &sessions, zxid, comp));
+                // The copy's own parts (those the tree changed since) are freed here too.
+            });
+        let result = match spawned {
+            Ok(_) => result
+                .await
+                .unwrap_or_else(|_| Err(StorageError::Invalid("snapshot thread stopped".into()))),
+            Err(e) => Err(StorageError::Invalid(format!("no snapshot thread: {e}"))),
+        };
         match result {
-            Ok(Ok(path)) => {
+            Ok(path) => {
                 let ms = started.elapsed().as_millis();
                 shared.stats.snapshot_time.add(ms as u64);
                 info!("wrote snapshot {} in {ms} ms", path.display())
             }
-            Ok(Err(e)) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
             Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
         }
         snapper.busy.store(false, Ordering::Release);
+    }
+}
+
+/// The nice value of the snapshot thread. A snapshot only shortens the log a
+/// restart replays; every txn is in the fsync'd log before it is answered. So
+/// while the CPUs are short it yields to the threads that serve requests, and
+/// the snapshots due meanwhile are skipped (`too busy to snapshot`), instead
+/// of taking a core from them back to back once the tree is large.
+const SNAPSHOT_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`SNAPSHOT_NICE`]
+/// (Linux keeps a nice value per thread); where that is refused the snapshot
+/// runs at the server's priority.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread, no memory is passed.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    // A server already started below normal priority keeps its own value.
+    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+    if current >= SNAPSHOT_NICE {
+        return;
+    }
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, SNAPSHOT_NICE) } != 0 {
+        warn!(
+            "snapshot thread keeps its priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -167,5 +203,29 @@ pub async fn purge_task(shared: Arc<Shared>) {
             Ok(Err(e)) => warn!("purge failed: {e}"),
             Err(e) => warn!("purge failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own_nice() -> i32 {
+        // SAFETY: plain system calls on the calling thread.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) }
+    }
+
+    #[test]
+    fn snapshot_thread_alone_runs_below_normal_priority() {
+        let before = own_nice();
+        let lowered = std::thread::spawn(|| {
+            lower_priority();
+            own_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, before.max(SNAPSHOT_NICE));
+        assert_eq!(own_nice(), before);
     }
 }

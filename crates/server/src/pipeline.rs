@@ -528,144 +528,166 @@ impl ensemble_consensus::Applier for TreeApplier {
     }
 
     fn apply(&self, zxid: i64, payload: &Bytes) {
+        self.apply_all(&[(zxid, payload.clone())]);
+    }
+
+    /// One hold of the tree's write lock for the lot: prep and the readers
+    /// wait for it once rather than once per txn. The watch notifications
+    /// queued meanwhile are written once it is let go.
+    fn apply_all(&self, txns: &[(i64, Bytes)]) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let mut r = Reader::new(payload.clone());
-        let mut hdr = match TxnHeader::read(&mut r) {
-            Ok(h) => h,
-            Err(e) => {
-                error!("committed entry 0x{zxid:x} has an unreadable txn header: {e}");
-                return;
-            }
-        };
-        hdr.zxid = zxid;
-        let body = match TxnBody::decode(hdr.r#type, &r.rest()) {
-            Ok(b) => b,
-            Err(e) => {
-                error!("committed entry 0x{zxid:x} has an unreadable txn: {e}");
-                return;
-            }
-        };
-        let pending = shared.pending.lock().take(hdr.client_id, hdr.cxid);
-        let reply = shared.replies.lock().take(hdr.client_id, hdr.cxid);
-        shared.snapshotter.applied(payload.len() as u64);
-
-        let mut tree = shared.tree.write();
-        let outcome = tree.apply(&hdr, &body);
-        shared.stats.digests.record(zxid, tree.digest());
-
-        // Session bookkeeping happens with the tree, so a read never sees a
-        // session's ephemerals without the session.
-        let mut close_conn = None;
-        match &body {
-            TxnBody::CreateSession(t) => {
-                let conn = reply.as_ref().map(|r| r.0.clone());
-                let now = shared.now_ms();
-                shared
-                    .sessions
-                    .lock()
-                    .add(hdr.client_id, t.time_out, now, conn);
-                info!(
-                    "established session 0x{:x} with timeout {} ms",
-                    hdr.client_id, t.time_out
-                );
-            }
-            TxnBody::CloseSession(_) => {
-                if let Some(s) = shared.sessions.lock().remove(hdr.client_id) {
-                    close_conn = s.conn;
-                }
-                info!("closed session 0x{:x}", hdr.client_id);
-            }
-            _ => {}
-        }
-
-        // Queued now, so a read that sees this txn's change finds the
-        // notification ahead of its answer; written once the tree is let go.
         let mut notified = Vec::new();
-        {
-            let mut watches = shared.watches.lock();
-            for (event, path) in all_events(&outcome) {
-                watches.trigger(event, path, zxid, &mut notified);
-            }
-        }
-
-        if let TxnBody::Reconfig(t) = &body {
-            if outcome.err == 0 {
-                let text = t.data.clone().unwrap_or_default();
-                if let Some(version) =
-                    crate::reconfig::applied(&shared, &String::from_utf8_lossy(&text))
-                {
-                    // As in ZooKeeper, the config's version is the node's mzxid.
-                    tree.set_config(text, version, hdr.time);
-                }
-            }
-        }
-        {
-            if let Some((conn, xid, kind)) = &reply {
-                match kind {
-                    ReplyKind::Normal { opcode } if *opcode == op::RECONFIG && outcome.err == 0 => {
-                        let (data, stat) = match &body {
-                            TxnBody::Reconfig(t) => {
-                                (t.data.clone(), tree.stat(ensemble_tree::path::CONFIG))
-                            }
-                            _ => (None, None),
-                        };
-                        let frame = if stat.is_some() {
-                            reply_frame(
-                                *xid,
-                                zxid,
-                                0,
-                                Some(&|w: &mut Writer| {
-                                    ensemble_proto::GetDataResponse {
-                                        data: data.clone(),
-                                        stat: stat.clone().unwrap_or_default(),
-                                    }
-                                    .write(w)
-                                }),
-                            )
-                        } else {
-                            write_reply(*opcode, *xid, zxid, &outcome)
-                        };
-                        conn.answer_write(frame);
-                    }
-                    ReplyKind::Normal { .. } if outcome.err == ErrorCode::SessionMoved.code() => {
-                        // As ZooKeeper: the connection the session left is
-                        // closed rather than answered; a client still using
-                        // it reconnects and takes its session back.
-                        conn.close();
-                    }
-                    ReplyKind::Normal { opcode } => {
-                        conn.answer_write(write_reply(*opcode, *xid, zxid, &outcome));
-                    }
-                    ReplyKind::Connect { timeout, read_only } => {
-                        let rsp = ConnectResponse {
-                            protocol_version: 0,
-                            time_out: *timeout,
-                            session_id: hdr.client_id,
-                            passwd: Some(Bytes::copy_from_slice(
-                                &crate::session::session_password(hdr.client_id),
-                            )),
-                            read_only: *read_only,
-                        };
-                        conn.send(crate::encode_frame(&rsp));
-                        conn.signal(Ctl::Established);
-                    }
-                    ReplyKind::Close => {
-                        conn.send(reply_frame(*xid, zxid, 0, None));
-                        conn.close();
-                    }
-                }
-            }
-        }
-        if let Some(c) = close_conn {
-            c.close();
-        }
-        if let Some(p) = pending {
-            shared.prep.lock().applied(p.seq);
+        let mut tree = shared.tree.write();
+        for (zxid, payload) in txns {
+            apply_txn(&shared, &mut tree, *zxid, payload, &mut notified);
         }
         drop(tree);
         crate::conn::deliver_all(notified);
+    }
+}
+
+/// Applies one committed txn to the tree (its write lock held), answers the
+/// client that sent it if it is connected here and queues the notifications
+/// of the watches it fired.
+fn apply_txn(
+    shared: &Shared,
+    tree: &mut ensemble_tree::DataTree,
+    zxid: i64,
+    payload: &Bytes,
+    notified: &mut Vec<ConnHandle>,
+) {
+    let mut r = Reader::new(payload.clone());
+    let mut hdr = match TxnHeader::read(&mut r) {
+        Ok(h) => h,
+        Err(e) => {
+            error!("committed entry 0x{zxid:x} has an unreadable txn header: {e}");
+            return;
+        }
+    };
+    hdr.zxid = zxid;
+    let body = match TxnBody::decode(hdr.r#type, &r.rest()) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("committed entry 0x{zxid:x} has an unreadable txn: {e}");
+            return;
+        }
+    };
+    let pending = shared.pending.lock().take(hdr.client_id, hdr.cxid);
+    let reply = shared.replies.lock().take(hdr.client_id, hdr.cxid);
+    shared.snapshotter.applied(payload.len() as u64);
+
+    let outcome = tree.apply(&hdr, &body);
+    shared.stats.digests.record(zxid, tree.digest());
+
+    // Session bookkeeping happens with the tree, so a read never sees a
+    // session's ephemerals without the session.
+    let mut close_conn = None;
+    match &body {
+        TxnBody::CreateSession(t) => {
+            let conn = reply.as_ref().map(|r| r.0.clone());
+            let now = shared.now_ms();
+            shared
+                .sessions
+                .lock()
+                .add(hdr.client_id, t.time_out, now, conn);
+            info!(
+                "established session 0x{:x} with timeout {} ms",
+                hdr.client_id, t.time_out
+            );
+        }
+        TxnBody::CloseSession(_) => {
+            if let Some(s) = shared.sessions.lock().remove(hdr.client_id) {
+                close_conn = s.conn;
+            }
+            info!("closed session 0x{:x}", hdr.client_id);
+        }
+        _ => {}
+    }
+
+    // Queued now, so a read that sees this txn's change finds the
+    // notification ahead of its answer; written once the tree is let go.
+    {
+        let mut watches = shared.watches.lock();
+        for (event, path) in all_events(&outcome) {
+            watches.trigger(event, path, zxid, notified);
+        }
+    }
+
+    if let TxnBody::Reconfig(t) = &body {
+        if outcome.err == 0 {
+            let text = t.data.clone().unwrap_or_default();
+            if let Some(version) =
+                crate::reconfig::applied(&shared, &String::from_utf8_lossy(&text))
+            {
+                // As in ZooKeeper, the config's version is the node's mzxid.
+                tree.set_config(text, version, hdr.time);
+            }
+        }
+    }
+    {
+        if let Some((conn, xid, kind)) = &reply {
+            match kind {
+                ReplyKind::Normal { opcode } if *opcode == op::RECONFIG && outcome.err == 0 => {
+                    let (data, stat) = match &body {
+                        TxnBody::Reconfig(t) => {
+                            (t.data.clone(), tree.stat(ensemble_tree::path::CONFIG))
+                        }
+                        _ => (None, None),
+                    };
+                    let frame = if stat.is_some() {
+                        reply_frame(
+                            *xid,
+                            zxid,
+                            0,
+                            Some(&|w: &mut Writer| {
+                                ensemble_proto::GetDataResponse {
+                                    data: data.clone(),
+                                    stat: stat.clone().unwrap_or_default(),
+                                }
+                                .write(w)
+                            }),
+                        )
+                    } else {
+                        write_reply(*opcode, *xid, zxid, &outcome)
+                    };
+                    conn.answer_write(frame);
+                }
+                ReplyKind::Normal { .. } if outcome.err == ErrorCode::SessionMoved.code() => {
+                    // As ZooKeeper: the connection the session left is
+                    // closed rather than answered; a client still using
+                    // it reconnects and takes its session back.
+                    conn.close();
+                }
+                ReplyKind::Normal { opcode } => {
+                    conn.answer_write(write_reply(*opcode, *xid, zxid, &outcome));
+                }
+                ReplyKind::Connect { timeout, read_only } => {
+                    let rsp = ConnectResponse {
+                        protocol_version: 0,
+                        time_out: *timeout,
+                        session_id: hdr.client_id,
+                        passwd: Some(Bytes::copy_from_slice(&crate::session::session_password(
+                            hdr.client_id,
+                        ))),
+                        read_only: *read_only,
+                    };
+                    conn.send(crate::encode_frame(&rsp));
+                    conn.signal(Ctl::Established);
+                }
+                ReplyKind::Close => {
+                    conn.send(reply_frame(*xid, zxid, 0, None));
+                    conn.close();
+                }
+            }
+        }
+    }
+    if let Some(c) = close_conn {
+        c.close();
+    }
+    if let Some(p) = pending {
+        shared.prep.lock().applied(p.seq);
     }
 }
 
