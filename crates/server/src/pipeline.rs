@@ -619,7 +619,7 @@ fn apply_txn(
         if outcome.err == 0 {
             let text = t.data.clone().unwrap_or_default();
             if let Some(version) =
-                crate::reconfig::applied(&shared, &String::from_utf8_lossy(&text))
+                crate::reconfig::applied(shared, &String::from_utf8_lossy(&text))
             {
                 // As in ZooKeeper, the config's version is the node's mzxid.
                 tree.set_config(text, version, hdr.time);
