@@ -230,6 +230,16 @@ impl Writer {
         self.buf.freeze()
     }
 
+    /// What has been written so far.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets what was written, keeping the buffer for more.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     /// Fills in the length placeholder written by [`Writer::new_frame`].
     pub fn finish_frame(mut self) -> Bytes {
         let n = (self.buf.len() - 4) as i32;

@@ -231,6 +231,9 @@ pub fn write_snapshot_with(
     Ok(final_path)
 }
 
+/// The snapshot file's write buffer.
+const FILE_BUFFER: usize = 256 * 1024;
+
 fn write_to(
     path: &Path,
     tree: &DataTree,
@@ -238,7 +241,7 @@ fn write_to(
     opts: &SnapshotOptions,
 ) -> io::Result<()> {
     let file = File::create(path)?;
-    let buf = BufWriter::with_capacity(256 * 1024, file);
+    let buf = BufWriter::with_capacity(FILE_BUFFER, file);
     let inner = match opts.compression {
         Compression::None => Sink::Plain(buf),
         Compression::Gzip => Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
@@ -273,7 +276,9 @@ fn write_to(
     }
     out.write_jute(w)?;
     let mut err = None;
-    let mut w = Writer::with_capacity(64 * 1024);
+    // One buffer, handed on whenever it holds a file buffer's worth: the
+    // file's buffer passes a write that large straight to the file.
+    let mut w = Writer::with_capacity(FILE_BUFFER + 64 * 1024);
     tree.visit_parents_first(|path, node| {
         if err.is_some() {
             return;
@@ -282,11 +287,11 @@ fn write_to(
         w.write_buffer(node.data.as_deref());
         w.write_i64(node.acl);
         node.stat.write(&mut w);
-        if w.len() >= 64 * 1024 {
-            let full = std::mem::replace(&mut w, Writer::with_capacity(64 * 1024));
-            if let Err(e) = out.write_jute(full) {
+        if w.len() >= FILE_BUFFER {
+            if let Err(e) = out.write(w.as_slice()) {
                 err = Some(e);
             }
+            w.clear();
         }
     });
     if let Some(e) = err {

@@ -1,0 +1,73 @@
+//! How long writing a snapshot of a large tree takes (the CPU a snapshot costs beside the
+//! request path). Nodes are made as the bench's `create` workload makes them: 100-byte
+//! values, all children of one parent.
+//! `cargo run --release -p ensemble-storage --example snapshot_cost -- 1000000`
+use bytes::Bytes;
+use ensemble_proto::{CreateTxn, TxnHeader};
+use ensemble_storage::snapshot::{write_snapshot_with, SnapshotOptions};
+use ensemble_tree::{open_acl_unsafe, DataTree, TxnBody};
+use std::time::Instant;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut tree = DataTree::new();
+    let mut zxid = 1;
+    let mut create = |tree: &mut DataTree, path: String, data: Option<Bytes>| {
+        let hdr = TxnHeader {
+            client_id: 1,
+            cxid: 0,
+            zxid,
+            time: 1,
+            r#type: 1,
+        };
+        zxid += 1;
+        let txn = CreateTxn {
+            path,
+            data,
+            acl: open_acl_unsafe(),
+            ephemeral: false,
+            parent_c_version: -1,
+        };
+        tree.apply(&hdr, &TxnBody::Create(txn));
+    };
+    create(&mut tree, "/bench".into(), None);
+    for i in 0..n {
+        let data = Some(Bytes::from(vec![7u8; 100]));
+        create(&mut tree, format!("/bench/c-{i:010}"), data);
+    }
+    let dir = std::env::temp_dir().join(format!("snapshot-cost-{}", std::process::id()));
+    let opts = SnapshotOptions {
+        fsync: false,
+        ..SnapshotOptions::default()
+    };
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut sum = 0usize;
+        tree.visit_parents_first(|p, n| {
+            sum += p.len()
+                + n.data
+                    .as_ref()
+                    .map_or(0, |d| d.first().copied().unwrap_or(0) as usize)
+        });
+        println!(
+            "walk of the tree alone: {} ms ({sum} bytes of paths and first data bytes)",
+            t.elapsed().as_millis()
+        );
+        let t = Instant::now();
+        let path = write_snapshot_with(&dir, &tree, &[], tree.last_zxid(), &opts)
+            .expect("snapshot written");
+        let took = t.elapsed();
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "{} nodes: snapshot of {} MB written in {} ms ({} ns a node)",
+            tree.node_count(),
+            bytes >> 20,
+            took.as_millis(),
+            took.as_nanos() / tree.node_count().max(1) as u128
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
