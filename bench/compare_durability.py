@@ -539,7 +539,8 @@ def main():
     p.add_argument("--updates", type=int, default=100_000)
     p.add_argument("--snap-count", type=int, default=300_000,
                    help="snapCount for the big-tree test; its half must exceed --updates "
-                        "plus a few thousand, so no snapshot falls among the updates")
+                        "plus a few thousand, so no snapshot falls among the updates (Ensemble "
+                        "waits for half the tree's size in txns as well, which is more)")
     p.add_argument("--no-pipelined", action="store_true", help="skip 64 sessions x 16 in flight")
     p.add_argument("--skip-write", action="store_true")
     p.add_argument("--skip-restart", action="store_true")

@@ -73,7 +73,9 @@ pub fn compression(config: &Config) -> Compression {
 }
 
 /// Counts applied txns and asks for a snapshot at ZooKeeper's randomised
-/// point; at most one snapshot is written at a time.
+/// point, or later for a tree larger than `snapCount`
+/// ([`SnapshotTrigger::snapshot_due`]); at most one snapshot is written at a
+/// time.
 pub struct Snapshotter {
     trigger: Mutex<SnapshotTrigger>,
     wake: Notify,
@@ -96,12 +98,13 @@ impl Snapshotter {
         }
     }
 
-    /// Called by apply for every txn, with the size of its log record.
-    pub fn applied(&self, bytes: u64) {
+    /// Called by apply for every txn, with the size of its log record and
+    /// the tree's znode count after it.
+    pub fn applied(&self, bytes: u64, tree_nodes: u64) {
         self.txn_sizes.record(bytes as i64);
         let mut t = self.trigger.lock();
         t.record_append(bytes);
-        if t.should_snapshot() {
+        if t.snapshot_due(tree_nodes) {
             t.reset();
             if self.busy.load(Ordering::Acquire) {
                 warn!("too busy to snapshot, skipping");

@@ -576,7 +576,9 @@ fn apply_txn(
     };
     let pending = shared.pending.lock().take(hdr.client_id, hdr.cxid);
     let reply = shared.replies.lock().take(hdr.client_id, hdr.cxid);
-    shared.snapshotter.applied(payload.len() as u64);
+    shared
+        .snapshotter
+        .applied(payload.len() as u64, tree.node_count() as u64);
 
     let outcome = tree.apply(&hdr, &body);
     shared.stats.digests.record(zxid, tree.digest());
@@ -618,8 +620,7 @@ fn apply_txn(
     if let TxnBody::Reconfig(t) = &body {
         if outcome.err == 0 {
             let text = t.data.clone().unwrap_or_default();
-            if let Some(version) =
-                crate::reconfig::applied(shared, &String::from_utf8_lossy(&text))
+            if let Some(version) = crate::reconfig::applied(shared, &String::from_utf8_lossy(&text))
             {
                 // As in ZooKeeper, the config's version is the node's mzxid.
                 tree.set_config(text, version, hdr.time);
