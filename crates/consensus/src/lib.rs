@@ -975,6 +975,56 @@ mod tests {
         }
     }
 
+    /// Records the size of each `apply_all` call beside the txns.
+    #[derive(Default)]
+    struct BatchRecorder {
+        txns: Mutex<Vec<(i64, Bytes)>>,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl Applier for BatchRecorder {
+        fn apply(&self, zxid: i64, payload: &Bytes) {
+            self.apply_all(&[(zxid, payload.clone())]);
+        }
+
+        fn apply_all(&self, txns: &[(i64, Bytes)]) {
+            self.batches.lock().push(txns.len());
+            self.txns.lock().extend_from_slice(txns);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn txns_committed_together_are_applied_together_in_log_order() {
+        let recorder = Arc::new(BatchRecorder::default());
+        let consensus = Consensus::start_standalone_with(1, recorder.clone(), standalone_config())
+            .await
+            .expect("start");
+        let pending: Vec<_> = (0..1000u32)
+            .map(|i| consensus.propose(Bytes::from(i.to_be_bytes().to_vec())))
+            .collect();
+        futures_util::future::try_join_all(pending)
+            .await
+            .expect("proposals");
+        let txns = recorder.txns.lock().clone();
+        let expected: Vec<(i64, Bytes)> = (0..1000u32)
+            .map(|i| {
+                (
+                    0x1_0000_0002 + i64::from(i),
+                    Bytes::from(i.to_be_bytes().to_vec()),
+                )
+            })
+            .collect();
+        assert_eq!(txns, expected);
+        let batches = recorder.batches.lock().clone();
+        assert!(batches.iter().all(|n| (1..=APPLY_BATCH).contains(n)));
+        assert!(
+            batches.len() < 1000,
+            "every txn applied alone: {} calls",
+            batches.len()
+        );
+        consensus.shutdown().await;
+    }
+
     #[test]
     fn consensus_handle_and_proposals_cross_threads() {
         fn send_sync<T: Send + Sync + 'static>(_: &T) {}

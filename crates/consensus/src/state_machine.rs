@@ -239,11 +239,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // once their txns are applied.
         let mut txns = Vec::new();
         let mut answers = Vec::new();
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let zxid = self
-                .clock
-                .next(term_of(&entry.log_id), entry.log_id.index)
-                .map_err(io::Error::other)?;
+        loop {
+            // On an error the entries gathered before it are applied first, as one by one.
+            let (entry, responder) = match entries.try_next().await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    self.flush(&mut txns, &mut answers);
+                    return Err(e);
+                }
+            };
+            let zxid = match self.clock.next(term_of(&entry.log_id), entry.log_id.index) {
+                Ok(zxid) => zxid,
+                Err(e) => {
+                    self.flush(&mut txns, &mut answers);
+                    return Err(io::Error::other(e));
+                }
+            };
             match &entry.payload {
                 EntryPayload::Normal(Txn(payload)) => txns.push((zxid, payload.clone())),
                 EntryPayload::Membership(membership) => {
