@@ -1,11 +1,11 @@
 //! How long writing a snapshot of a large tree takes (the CPU a snapshot costs beside the
-//! request path). Nodes are made as the bench's `create` workload makes them: 100-byte
+//! request path). The tree is shaped as the bench's `create` workload leaves it: 100-byte
 //! values, all children of one parent.
 //! `cargo run --release -p ensemble-storage --example snapshot_cost -- 1000000`
 use bytes::Bytes;
-use ensemble_proto::{CreateTxn, TxnHeader};
+use ensemble_proto::StatPersisted;
 use ensemble_storage::snapshot::{write_snapshot_with, SnapshotOptions};
-use ensemble_tree::{open_acl_unsafe, DataTree, TxnBody};
+use ensemble_tree::{open_acl_unsafe, DataTree};
 use std::time::Instant;
 
 fn main() {
@@ -13,31 +13,27 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let mut tree = DataTree::new();
-    let mut zxid = 1;
-    let mut create = |tree: &mut DataTree, path: String, data: Option<Bytes>| {
-        let hdr = TxnHeader {
-            client_id: 1,
-            cxid: 0,
-            zxid,
-            time: 1,
-            r#type: 1,
-        };
-        zxid += 1;
-        let txn = CreateTxn {
-            path,
-            data,
-            acl: open_acl_unsafe(),
-            ephemeral: false,
-            parent_c_version: -1,
-        };
-        tree.apply(&hdr, &TxnBody::Create(txn));
+    // Built as a snapshot is loaded: parents first, every node with ACL list 1.
+    let stat = |zxid: i64| StatPersisted {
+        czxid: zxid,
+        mzxid: zxid,
+        pzxid: zxid,
+        ..StatPersisted::default()
     };
-    create(&mut tree, "/bench".into(), None);
-    for i in 0..n {
+    let parents = [
+        ("".to_string(), None, stat(0)),
+        ("/bench".into(), None, stat(1)),
+    ];
+    let children = (0..n).map(|i| {
         let data = Some(Bytes::from(vec![7u8; 100]));
-        create(&mut tree, format!("/bench/c-{i:010}"), data);
-    }
+        (format!("/bench/c-{i:010}"), data, stat(2 + i as i64))
+    });
+    let nodes = parents
+        .into_iter()
+        .chain(children)
+        .map(|(path, data, stat)| (path, data, 1, stat));
+    let tree = DataTree::from_snapshot([(1, open_acl_unsafe())], nodes, 1 + n as i64)
+        .expect("a valid tree");
     let dir = std::env::temp_dir().join(format!("snapshot-cost-{}", std::process::id()));
     let opts = SnapshotOptions {
         fsync: false,
