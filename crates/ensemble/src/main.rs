@@ -143,10 +143,13 @@ fn main() -> ExitCode {
         }
         other => other,
     };
-    if let Err(e) = logging::init(&logging::LogOptions {
-        dir: None,
-        level: None,
-    }) {
+    // `bench --quiet` prints its result alone: the client library's
+    // connection lines are info.
+    let level = match &command {
+        Command::Bench(args) if args.quiet => Some("warn".to_string()),
+        _ => None,
+    };
+    if let Err(e) = logging::init(&logging::LogOptions { dir: None, level }) {
         eprintln!("{e}");
         return ExitCode::from(2);
     }

@@ -25,6 +25,12 @@ fn bench(server: &ServerProc, args: &[&str]) -> serde_json::Value {
         "bench {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // --quiet: the result alone, none of the client library's info lines.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(" INFO "),
+        "bench {args:?} --quiet: {stderr}"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("bench {args:?}: {e}: {text}"))
