@@ -516,16 +516,21 @@ def test_deleteall_of_a_1100_deep_chain_fails_then_works_in_small_batches(kind):
         s.close()
 
 
+SINGLE_CREATES = 1200
+
+
 def test_a_path_1000_deep_survives_snapshot_and_restart_and_deleteall(tmp_path):
     """1000 nested nodes (the deepest path is 2000 characters) and a node
     whose name is 500,000 characters: create, read, list, then a restart
-    that loads a snapshot and replays the log (snapCount=50, so both hold
-    deep paths), then `deleteall` from the CLI removes the chain."""
+    that loads a snapshot and replays the log (snapCount=50, and more single
+    creates than half the tree, when Ensemble snapshots a tree larger than
+    snapCount: both hold deep paths), then `deleteall` from the CLI removes
+    the chain."""
     s = Server("ensemble", extra_cfg="snapCount=50\n").start()
     try:
         c, paths = make_deep_chain(s, DEPTH)
         # And one by one, each its own txn, so snapshots fall among them.
-        for i in range(200):
+        for i in range(SINGLE_CREATES):
             assert c.request(10_000 + i, 1, create_body(paths[-1] + f"/s{i}"))[2] == 0
         long_name = "/" + "L" * 500_000
         assert c.request(20_000, 1, create_body(long_name, b"long"))[2] == 0
@@ -537,7 +542,7 @@ def test_a_path_1000_deep_survives_snapshot_and_restart_and_deleteall(tmp_path):
         k = KazooClient(hosts=s.hosts, timeout=30)
         k.start(timeout=15)
         assert k.exists(paths[-1]) is not None
-        assert len(k.get_children(paths[-1])) == 200
+        assert len(k.get_children(paths[-1])) == SINGLE_CREATES
         assert k.get(long_name)[0] == b"long"
         assert k.get_children(paths[-2]) == ["d"]
         k.delete(long_name)
