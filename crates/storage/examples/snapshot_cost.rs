@@ -3,37 +3,45 @@
 //! values, all children of one parent.
 //! `cargo run --release -p ensemble-storage --example snapshot_cost -- 1000000`
 use bytes::Bytes;
-use ensemble_proto::StatPersisted;
+use ensemble_proto::{op, CreateTxn, TxnHeader};
 use ensemble_storage::snapshot::{write_snapshot_with, SnapshotOptions};
-use ensemble_tree::{open_acl_unsafe, DataTree};
+use ensemble_tree::{open_acl_unsafe, DataTree, TxnBody};
 use std::time::Instant;
 
-fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
-    // Built as a snapshot is loaded: parents first, every node with ACL list 1.
-    let stat = |zxid: i64| StatPersisted {
-        czxid: zxid,
-        mzxid: zxid,
-        pzxid: zxid,
-        ..StatPersisted::default()
+/// The txn that creates `path` at `zxid`, as prep makes it for a client's create.
+fn create(path: String, data: Option<Bytes>, zxid: i64) -> (TxnHeader, TxnBody) {
+    let txn = CreateTxn {
+        path,
+        data,
+        acl: open_acl_unsafe(),
+        ephemeral: false,
+        parent_c_version: -1,
     };
-    let parents = [
-        ("".to_string(), None, stat(0)),
-        ("/bench".into(), None, stat(1)),
-    ];
-    let children = (0..n).map(|i| {
+    let header = TxnHeader {
+        client_id: 1,
+        cxid: zxid as i32,
+        zxid,
+        time: 1,
+        r#type: op::CREATE,
+    };
+    (header, TxnBody::Create(txn))
+}
+
+fn main() {
+    let arg = std::env::args().nth(1);
+    let n: usize = arg
+        .map_or(Ok(1_000_000), |a| a.parse())
+        .expect("a count of znodes");
+    // Built by applying creates, as a running server's tree is (a tree loaded from a
+    // snapshot lies in memory in the file's order, and walks faster).
+    let mut tree = DataTree::new();
+    let txns = std::iter::once(create("/bench".into(), None, 1)).chain((0..n).map(|i| {
         let data = Some(Bytes::from(vec![7u8; 100]));
-        (format!("/bench/c-{i:010}"), data, stat(2 + i as i64))
-    });
-    let nodes = parents
-        .into_iter()
-        .chain(children)
-        .map(|(path, data, stat)| (path, data, 1, stat));
-    let tree = DataTree::from_snapshot([(1, open_acl_unsafe())], nodes, 1 + n as i64)
-        .expect("a valid tree");
+        create(format!("/bench/c-{i:010}"), data, 2 + i as i64)
+    }));
+    for (header, txn) in txns {
+        tree.apply(&header, &txn);
+    }
     let dir = std::env::temp_dir().join(format!("snapshot-cost-{}", std::process::id()));
     let opts = SnapshotOptions {
         fsync: false,
