@@ -99,7 +99,7 @@ impl Snapshotter {
     }
 
     /// Called by apply for every txn, with the size of its log record and
-    /// the tree's znode count after it.
+    /// the number of znodes in the tree it is applied to.
     pub fn applied(&self, bytes: u64, tree_nodes: u64) {
         self.txn_sizes.record(bytes as i64);
         let mut t = self.trigger.lock();
