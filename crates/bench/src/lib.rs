@@ -355,14 +355,8 @@ async fn bench(args: BenchArgs) -> Result<Summary, String> {
         task.abort();
     }
     let cpu = CpuTime::now().since(&cpu_before);
-    // Closed once measured, all at once: a closeSession is a txn on the server.
-    let closing: Vec<_> = lasted
-        .into_iter()
-        .map(|s| tokio::spawn(s.close()))
-        .collect();
-    for c in closing {
-        let _ = c.await;
-    }
+    // Closed once measured: a closeSession is a txn on the server.
+    close_all(lasted.into_iter().map(|s| s.close())).await;
     let details = match args.workload {
         Workload::Multi => Details::Multi {
             set_data_ops: args.multi_ops,
@@ -399,6 +393,17 @@ async fn open_sessions(hosts: &[String], args: &BenchArgs) -> Result<Vec<pipe::S
         sessions.push(session);
     }
     Ok(sessions)
+}
+
+/// Runs the closes of the generator's own sessions all at once and waits for them.
+async fn close_all<F>(closes: impl Iterator<Item = F>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let closing: Vec<_> = closes.map(tokio::spawn).collect();
+    for c in closing {
+        let _ = c.await;
+    }
 }
 
 /// Closes the sessions and waits (briefly) until the server has them closed,

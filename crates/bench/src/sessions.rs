@@ -7,7 +7,7 @@ use crate::report::{
     ConnectReport, CpuTime, Details, Summary, WatchReport, WatchRound, WorkerStats,
 };
 use crate::workload::persistent;
-use crate::{close, connect_one, connector, report, wire, BenchArgs};
+use crate::{close, close_all, connect_one, connector, report, wire, BenchArgs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -238,13 +238,7 @@ pub async fn watch(args: &BenchArgs) -> Result<Summary, String> {
         rounds.push(r);
     }
     let cpu = CpuTime::now().since(&cpu_before);
-    let closing: Vec<_> = watchers
-        .into_iter()
-        .map(|w| tokio::spawn(w.close()))
-        .collect();
-    for c in closing {
-        let _ = c.await;
-    }
+    close_all(watchers.into_iter().map(|w| w.close())).await;
     close(vec![writer]).await;
     let details = Details::Watch(WatchReport {
         watchers: args.sessions,
