@@ -437,8 +437,15 @@ impl SnapshotTrigger {
     /// True once the randomised point is passed: roll the log, snapshot,
     /// then [`reset`](Self::reset).
     pub fn should_snapshot(&self) -> bool {
+        self.past_count_point() || self.past_size_point()
+    }
+
+    fn past_count_point(&self) -> bool {
         self.count > self.snap_count / 2 + self.rand_roll
-            || (self.snap_size > 0 && self.size > self.snap_size / 2 + self.rand_size)
+    }
+
+    fn past_size_point(&self) -> bool {
+        self.snap_size > 0 && self.size > self.snap_size / 2 + self.rand_size
     }
 
     /// Whether a snapshot of a tree of `tree_nodes` znodes is due: as
@@ -450,8 +457,7 @@ impl SnapshotTrigger {
     /// back to back under load. The log a restart replays stays within half
     /// the tree; the size limit applies as it is.
     pub fn snapshot_due(&self, tree_nodes: u64) -> bool {
-        (self.count > self.snap_count / 2 + self.rand_roll && self.count >= tree_nodes / 2)
-            || (self.snap_size > 0 && self.size > self.snap_size / 2 + self.rand_size)
+        (self.past_count_point() && self.count >= tree_nodes / 2) || self.past_size_point()
     }
 
     /// Starts counting again with new random points (`resetSnapshotStats`).
