@@ -6,6 +6,7 @@ import struct
 import threading
 import time
 
+import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
 
@@ -197,3 +198,66 @@ def test_super_digest_bypasses_acls():
                 c.stop()
         finally:
             s.close()
+
+
+FAN_OUT = 600
+
+
+@pytest.mark.parametrize("kind", ["ensemble", "zookeeper"])
+def test_a_fan_out_to_many_sessions_keeps_each_event_before_the_replies_after_it(kind):
+    """One setData notifies 600 sessions (enough for Ensemble to share the
+    writes between threads and batch them) while each of them has reads in
+    flight, sent before the setData and after its answer. Every session gets its event
+    once, and no reply that shows the new version comes before it."""
+    s = Server(kind, extra_cfg="maxClientCnxns=0\n").start()
+    conns = []
+    try:
+        b = zkwire.Conn(s.port)
+        b.handshake()
+        assert create(b, 1, "/fan", b"v0")[2] == 0
+        for _ in range(FAN_OUT):
+            c = zkwire.Conn(s.port, timeout=30)
+            c.handshake()
+            conns.append(c)
+        reads = 10
+        for version in range(1, 4):
+            for c in conns:
+                rxid, _, err, _ = c.request(1, 4, get_data("/fan", True))
+                assert (rxid, err) == (1, 0)
+            burst = b"".join(
+                zkwire.frame(struct.pack(">ii", 10 + i, 4) + get_data("/fan", False))
+                for i in range(reads)
+            )
+            set_data = zkwire.ustr("/fan") + zkwire.buf(f"v{version}".encode()) + struct.pack(">i", -1)
+            for i, c in enumerate(conns):
+                if i == FAN_OUT // 2:
+                    # The later half reads once the change is applied.
+                    assert b.request(100 + version, 5, set_data)[2] == 0
+                c.send(burst)
+            old_before, new_after = 0, 0
+            for n, c in enumerate(conns):
+                seen_event, answered = False, 0
+                while answered < reads or not seen_event:
+                    rxid, _, err, body = c.reply()
+                    if rxid == -1:
+                        assert not seen_event, f"session {n}: a second event"
+                        etype, path = struct.unpack(">i", body[:4])[0], body[12:].decode()
+                        assert (etype, path) == (3, "/fan")
+                        seen_event = True
+                        continue
+                    assert err == 0 and rxid == 10 + answered
+                    answered += 1
+                    seen = data_version(body)
+                    if seen_event:
+                        new_after += seen == version
+                    else:
+                        assert seen == version - 1, (
+                            f"session {n}: reply {rxid} shows version {seen} before the event"
+                        )
+                        old_before += 1
+            # Reads were answered on both sides of the event.
+            assert old_before > 0 and new_after > 0, (old_before, new_after)
+    finally:
+        for c in conns:
+            c.close()
+        s.close()

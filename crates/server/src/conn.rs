@@ -12,7 +12,7 @@ use crate::throttle::Admission;
 use crate::Shared;
 use bytes::{Buf, Bytes, BytesMut};
 use ensemble_proto::{op, ConnectRequest, ConnectResponse, CreateSessionTxn, Id, Jute, Reader};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -187,30 +187,39 @@ impl ConnHandle {
     /// the task, woken for it. The lock is held across the write, so frames
     /// leave in the order they were queued whoever writes them.
     pub fn deliver(&self) {
-        let mut q = self.out.queue.lock();
+        if let Some(d) = self.delivery(self.out.queue.lock()) {
+            let written = write_some(&d.stream, &d.q.frames);
+            d.finish(written);
+        }
+    }
+
+    /// [`deliver`](Self::deliver) in two halves, for a caller that writes to
+    /// many connections at once: the queue to write, locked, or None when
+    /// there is nothing this thread may write. Err when another thread holds
+    /// the lock: one that locks many queues at once must not wait for one.
+    pub(crate) fn try_delivery(&self) -> Result<Option<Delivery<'_>>, ()> {
+        match self.out.queue.try_lock() {
+            Some(q) => Ok(self.delivery(q)),
+            None => Err(()),
+        }
+    }
+
+    fn delivery<'a>(&'a self, mut q: MutexGuard<'a, OutQueue>) -> Option<Delivery<'a>> {
         if q.writing || q.frames.is_empty() || q.close || q.overflow {
-            return;
+            return None;
         }
         let Some(stream) = q.stream.clone() else {
             drop(q);
             self.out.wake.notify_one();
-            return;
+            return None;
         };
         let sent = std::mem::replace(&mut q.sent, SentBatch::after_handshake(true));
         self.out.stats.sent(&self.out.conn, &sent);
-        if let Ok(n) = write_some(&stream, &q.frames) {
-            q.unwritten -= n;
-            advance(&mut q.frames, n);
-        }
-        if q.frames.is_empty() {
-            q.frames = VecDeque::new();
-            return;
-        }
-        let sleeping = !q.busy;
-        drop(q);
-        if sleeping {
-            self.out.wake.notify_one();
-        }
+        Some(Delivery {
+            out: &self.out,
+            q,
+            stream,
+        })
     }
 
     pub fn send(&self, frame: Bytes) {
@@ -244,6 +253,23 @@ impl ConnHandle {
         q.established = false;
         q.busy = true;
         s
+    }
+}
+
+#[cfg(test)]
+impl ConnHandle {
+    /// A handle whose socket is shared already, as when its session is served.
+    pub(crate) fn serving(id: u64, stats: Arc<ServerStats>, stream: TcpStream) -> ConnHandle {
+        let peer = stream.peer_addr().expect("a connected socket");
+        let conn = stats.open_conn(id, peer).conn.clone();
+        let handle = ConnHandle::new(id, stats, conn);
+        handle.out.queue.lock().stream = Some(Arc::new(stream));
+        handle
+    }
+
+    /// Frames queued and not yet written.
+    pub(crate) fn queued(&self) -> usize {
+        self.out.queue.lock().frames.len()
     }
 }
 
@@ -317,37 +343,40 @@ fn is_write(opcode: i32) -> bool {
 /// Frames handed to the socket in one write at most.
 const MAX_WRITE_FRAMES: usize = 64;
 
-/// Connections per thread below which a fan-out is not split.
-const DELIVER_SHARE: usize = 256;
+/// A connection's queue, locked for a write from a thread other than its
+/// task (see [`ConnHandle::try_delivery`]).
+pub(crate) struct Delivery<'a> {
+    out: &'a Outbox,
+    q: MutexGuard<'a, OutQueue>,
+    stream: Arc<TcpStream>,
+}
 
-/// Delivers what was queued on each connection (see [`ConnHandle::deliver`]).
-/// A large fan-out (thousands of watchers of one znode) is shared out, a part
-/// for each of the runtime's worker threads: this thread writes one, threads
-/// of the blocking pool the others (a task spawned from a worker waits in
-/// that worker's own next-task slot, which no other worker takes, until this
-/// one is done). Each connection is written by one of them, so its frames
-/// stay in order.
-pub fn deliver_all(mut conns: Vec<ConnHandle>) {
-    if conns.len() >= 2 * DELIVER_SHARE {
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let parts = rt
-                .metrics()
-                .num_workers()
-                .min(conns.len() / DELIVER_SHARE)
-                .max(1);
-            let size = conns.len().div_ceil(parts);
-            while conns.len() > size {
-                let part = conns.split_off(conns.len() - size);
-                rt.spawn_blocking(move || {
-                    for c in part {
-                        c.deliver();
-                    }
-                });
-            }
-        }
+impl Delivery<'_> {
+    /// The frames to write, oldest first.
+    pub(crate) fn frames(&self) -> impl Iterator<Item = &Bytes> {
+        self.q.frames.iter()
     }
-    for c in conns {
-        c.deliver();
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Takes what the socket took off the queue and lets it go. What is left
+    /// (the socket was full, or failed) is the task's, woken for it.
+    pub(crate) fn finish(mut self, written: std::io::Result<usize>) {
+        if let Ok(n) = written {
+            self.q.unwritten -= n;
+            advance(&mut self.q.frames, n);
+        }
+        if self.q.frames.is_empty() {
+            self.q.frames = VecDeque::new();
+            return;
+        }
+        let sleeping = !self.q.busy;
+        drop(self.q);
+        if sleeping {
+            self.out.wake.notify_one();
+        }
     }
 }
 

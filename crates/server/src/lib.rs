@@ -6,6 +6,7 @@ mod admin;
 pub mod conn;
 mod containers;
 pub mod disk;
+mod fanout;
 mod fourlw;
 mod introspect;
 mod json;

@@ -544,7 +544,7 @@ impl ensemble_consensus::Applier for TreeApplier {
             apply_txn(&shared, &mut tree, *zxid, payload, &mut notified);
         }
         drop(tree);
-        crate::conn::deliver_all(notified);
+        crate::fanout::deliver_all(notified);
     }
 }
 
