@@ -14,6 +14,9 @@
 use crate::conn::{ConnHandle, Delivery};
 use io_uring::{opcode, types, IoUring};
 use std::io::ErrorKind;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tracing::{debug, warn};
 
 /// Connections per thread below which a fan-out is not split.
 const DELIVER_SHARE: usize = 256;
@@ -32,41 +35,71 @@ const BATCH_FRAMES: usize = 8;
 const BATCH_AT_LEAST: usize = 64;
 
 /// Delivers what was queued on each connection (see [`ConnHandle::deliver`]).
-/// A large fan-out (thousands of watchers of one znode) is shared out, a part
-/// for each of the runtime's worker threads: this thread writes one, threads
-/// of the blocking pool the others (a task spawned from a worker waits in
-/// that worker's own next-task slot, which no other worker takes, until this
-/// one is done). Each connection is written by one of them, so its frames
-/// stay in order.
-pub fn deliver_all(mut conns: Vec<ConnHandle>) {
-    if conns.len() >= 2 * DELIVER_SHARE {
+/// A large fan-out (thousands of watchers of one znode) is shared out between
+/// up to as many threads as the runtime has workers: this thread and threads
+/// of the blocking pool (a task spawned from a worker waits in that worker's
+/// own next-task slot, which no other worker takes, until this one is done).
+/// Each takes the next batch of connections when it is done with one, so a
+/// thread that gets less of the CPUs writes fewer; each connection is written
+/// by one of them, so its frames stay in order.
+pub fn deliver_all(conns: Vec<ConnHandle>) {
+    let fan = Arc::new(FanOut {
+        conns,
+        next: AtomicUsize::new(0),
+    });
+    if fan.conns.len() >= 2 * DELIVER_SHARE {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let parts = rt
+            let helpers = rt
                 .metrics()
                 .num_workers()
-                .min(conns.len() / DELIVER_SHARE)
-                .max(1);
-            let size = conns.len().div_ceil(parts);
-            while conns.len() > size {
-                let part = conns.split_off(conns.len() - size);
-                rt.spawn_blocking(move || deliver_part(&part));
+                .min(fan.conns.len() / DELIVER_SHARE)
+                .saturating_sub(1);
+            for _ in 0..helpers {
+                let fan = fan.clone();
+                rt.spawn_blocking(move || fan.write());
             }
         }
     }
-    deliver_part(&conns);
+    fan.write();
 }
 
-/// Writes to each connection of `conns`, in batches where io_uring can be
-/// had, one write each where not.
-fn deliver_part(conns: &[ConnHandle]) {
-    let mut rest = conns;
-    if conns.len() >= BATCH_AT_LEAST {
-        if let Some(ring) = Batches::new() {
-            rest = ring.deliver(conns);
+/// The connections of one fan-out, and the first not yet taken by a thread.
+struct FanOut {
+    conns: Vec<ConnHandle>,
+    next: AtomicUsize,
+}
+
+impl FanOut {
+    /// Takes batches of connections until none is left and writes to them,
+    /// through io_uring where it can be had, one write each where not; the
+    /// queues other threads held locked are written last.
+    fn write(&self) {
+        let len = self.conns.len();
+        let mut ring = if len >= BATCH_AT_LEAST {
+            Batches::new()
+        } else {
+            None
+        };
+        let mut contended = Vec::new();
+        loop {
+            let start = self.next.fetch_add(BATCH, Ordering::Relaxed);
+            if start >= len {
+                break;
+            }
+            let batch = &self.conns[start..len.min(start + BATCH)];
+            if let Some(r) = ring.as_mut() {
+                match r.write_batch(batch, &mut contended) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        debug!("writing notifications one at a time: io_uring failed: {e}");
+                        // Dropped with the entries it did not take.
+                        ring = None;
+                    }
+                }
+            }
+            batch.iter().for_each(ConnHandle::deliver);
         }
-    }
-    for c in rest {
-        c.deliver();
+        contended.into_iter().for_each(ConnHandle::deliver);
     }
 }
 
@@ -86,28 +119,6 @@ impl Batches {
             .build(BATCH as u32)
             .ok()?;
         Some(Batches { ring })
-    }
-
-    /// Delivers to `conns` a batch at a time, and the ones whose queue
-    /// another thread held locked one at a time after. Where the ring fails,
-    /// it is dropped (with the entries it did not take) and the connections
-    /// from that batch on are returned for [`ConnHandle::deliver`].
-    fn deliver(mut self, conns: &[ConnHandle]) -> &[ConnHandle] {
-        let mut contended = Vec::new();
-        for (i, batch) in conns.chunks(BATCH).enumerate() {
-            if let Err(e) = self.write_batch(batch, &mut contended) {
-                tracing::debug!("writing notifications one at a time: io_uring failed: {e}");
-                drop(self);
-                for c in contended {
-                    c.deliver();
-                }
-                return &conns[i * BATCH..];
-            }
-        }
-        for c in contended {
-            c.deliver();
-        }
-        &[]
     }
 
     /// One batch: each connection's queue is locked (skipping those another
@@ -185,7 +196,7 @@ impl Batches {
                 Err(e) => {
                     // Some writes are under way: the frames must stay put
                     // until they are done, however long that takes.
-                    tracing::warn!("io_uring wait failed with writes under way: {e}");
+                    warn!("io_uring wait failed with writes under way: {e}");
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
@@ -266,8 +277,12 @@ mod tests {
         };
         let mut conns = queued_conns(BATCH + 50, share).await;
         let handles: Vec<ConnHandle> = conns.iter().map(|(c, _, _)| c.clone()).collect();
-        let ring = Batches::new().expect("io_uring (Linux 5.18 or later)");
-        assert!(ring.deliver(&handles).is_empty());
+        let mut ring = Batches::new().expect("io_uring (Linux 5.18 or later)");
+        let mut contended = Vec::new();
+        for batch in handles.chunks(BATCH) {
+            ring.write_batch(batch, &mut contended).unwrap();
+        }
+        assert!(contended.is_empty());
         for (i, (conn, peer, frames)) in conns.iter_mut().enumerate() {
             let written = (*frames).min(BATCH_FRAMES);
             expect_frames(i, peer, written).await;
@@ -291,7 +306,11 @@ mod tests {
             d.finish(Ok(0));
         });
         locked_rx.recv().unwrap();
-        deliver_part(&handles);
+        FanOut {
+            conns: handles,
+            next: AtomicUsize::new(0),
+        }
+        .write();
         holder.join().unwrap();
         rt.block_on(async {
             for (i, (conn, peer, frames)) in conns.iter_mut().enumerate() {
