@@ -7,6 +7,7 @@ use base64::Engine;
 use ensemble_proto::{perms, Acl, ErrorCode, Id, Jute};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 /// The ACL id ZooKeeper gives nodes created with a null ACL list (the initial
 /// system nodes): it stands for world:anyone ALL without a cache entry.
@@ -19,6 +20,9 @@ pub fn open_acl_unsafe() -> Vec<Acl> {
         id: anyone(),
     }]
 }
+
+/// [`open_acl_unsafe`], made once: the list of the id that stands for it.
+static OPEN_ACL_UNSAFE: LazyLock<Arc<[Acl]>> = LazyLock::new(|| open_acl_unsafe().into());
 
 /// `ZooDefs.Ids.READ_ACL_UNSAFE`, the ACL of `/zookeeper/config`.
 pub fn read_acl_unsafe() -> Vec<Acl> {
@@ -325,7 +329,9 @@ pub(crate) fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode>
 /// list once. Ids count up from 1 and are never reused; `-1` is the open ACL.
 #[derive(Debug, Clone, Default)]
 pub struct AclCache {
-    by_id: HashMap<i64, Vec<Acl>>,
+    /// Shared, so a pending change can hold the list it was checked
+    /// against without copying it.
+    by_id: HashMap<i64, Arc<[Acl]>>,
     // Acl is not Hash, so lists are keyed by their jute encoding.
     by_list: HashMap<bytes::Bytes, i64>,
     refs: HashMap<i64, i64>,
@@ -341,7 +347,7 @@ impl AclCache {
             None => {
                 self.last_id += 1;
                 let id = self.last_id;
-                self.by_id.insert(id, acl.to_vec());
+                self.by_id.insert(id, acl.into());
                 self.by_list.insert(key, id);
                 id
             }
@@ -353,10 +359,15 @@ impl AclCache {
     /// The list an id stands for. An id missing from the cache (which
     /// ZooKeeper treats as a fatal error) reads as an empty, open list.
     pub fn convert_long(&self, id: i64) -> Vec<Acl> {
+        self.shared(id).to_vec()
+    }
+
+    /// [`convert_long`](Self::convert_long) without a copy of the list.
+    pub fn shared(&self, id: i64) -> Arc<[Acl]> {
         if id == OPEN_UNSAFE_ACL_ID {
-            return open_acl_unsafe();
+            return OPEN_ACL_UNSAFE.clone();
         }
-        self.by_id.get(&id).cloned().unwrap_or_default()
+        self.by_id.get(&id).cloned().unwrap_or_else(|| Arc::new([]))
     }
 
     /// Whether the list `id` stands for grants `perm` to `auth`, without
@@ -387,7 +398,7 @@ impl AclCache {
         if *count <= 0 {
             self.refs.remove(&id);
             if let Some(list) = self.by_id.remove(&id) {
-                self.by_list.remove(&list.to_bytes());
+                self.by_list.remove(&list.to_vec().to_bytes());
             }
         }
     }
@@ -403,7 +414,7 @@ impl AclCache {
 
     /// The entries sorted by id, as a snapshot writer needs them.
     pub fn entries(&self) -> Vec<(i64, Vec<Acl>)> {
-        let mut v: Vec<_> = self.by_id.iter().map(|(k, a)| (*k, a.clone())).collect();
+        let mut v: Vec<_> = self.by_id.iter().map(|(k, a)| (*k, a.to_vec())).collect();
         v.sort_by_key(|e| e.0);
         v
     }
@@ -412,7 +423,7 @@ impl AclCache {
     pub fn insert_loaded(&mut self, id: i64, acl: Vec<Acl>) {
         self.last_id = self.last_id.max(id);
         self.by_list.insert(acl.to_bytes(), id);
-        self.by_id.insert(id, acl);
+        self.by_id.insert(id, acl.into());
         self.refs.insert(id, 0);
     }
 
@@ -427,7 +438,7 @@ impl AclCache {
         for id in unused {
             self.refs.remove(&id);
             if let Some(list) = self.by_id.remove(&id) {
-                self.by_list.remove(&list.to_bytes());
+                self.by_list.remove(&list.to_vec().to_bytes());
             }
         }
     }

@@ -23,6 +23,7 @@ use ensemble_proto::{
     MultiHeader, Reader, SetAclRequest, SetAclTxn, SetDataRequest, SetDataTxn, StatPersisted,
 };
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Settings of the prep stage, parsed once from the configuration.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +54,9 @@ pub struct PreparedTxn {
 struct PendingNode {
     stat: StatPersisted,
     child_count: i32,
-    acl: Vec<Acl>,
+    /// Shared with the tree's ACL cache: a record is copied for each
+    /// request that touches the node, its list is not.
+    acl: Arc<[Acl]>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +71,8 @@ struct ChangeRecord {
 #[derive(Debug, Clone)]
 struct QueuedChange {
     seq: u64,
-    path: String,
+    /// The same allocation as the path's key in `for_path`.
+    path: Arc<str>,
     /// Owner of the node after the change; `None` for a delete.
     owner: Option<i64>,
 }
@@ -95,7 +99,7 @@ pub struct Prep {
     queue: VecDeque<QueuedChange>,
     /// Hashed with foldhash (seeded per map), as the node map: a lookup,
     /// an insert and a remove per write.
-    for_path: HashMap<String, ChangeRecord, foldhash::fast::RandomState>,
+    for_path: HashMap<Arc<str>, ChangeRecord, foldhash::fast::RandomState>,
     /// While a multi is being prepared: the record each touched path had
     /// before it, to restore all of them if an op fails.
     undo: Option<HashMap<String, Option<ChangeRecord>>>,
@@ -242,7 +246,7 @@ impl Prep {
         Ok(PendingNode {
             stat: n.stat.clone(),
             child_count: n.child_count() as i32,
-            acl: tree.acl_cache().convert_long(n.acl),
+            acl: tree.acl_cache().shared(n.acl),
         })
     }
 
@@ -261,13 +265,13 @@ impl Prep {
                 undo.insert(path.to_owned(), self.for_path.get(path).cloned());
             }
         }
+        let path: Arc<str> = path.into();
         self.queue.push_back(QueuedChange {
             seq,
-            path: path.to_owned(),
+            path: path.clone(),
             owner: node.as_ref().map(|n| n.stat.ephemeral_owner),
         });
-        self.for_path
-            .insert(path.to_owned(), ChangeRecord { seq, node });
+        self.for_path.insert(path, ChangeRecord { seq, node });
     }
 
     fn check_acl(&self, acl: &[Acl], perm: i32, ctx: &Ctx) -> Result<(), ErrorCode> {
@@ -379,7 +383,7 @@ impl Prep {
         let node = PendingNode {
             stat: new_stat(0, ctx.time, owner),
             child_count: 0,
-            acl,
+            acl: acl.into(),
         };
         self.add_change(ctx.seq, &path, Some(node));
         Ok(body)
@@ -466,7 +470,7 @@ impl Prep {
         node.stat.aversion = version;
         // ZooKeeper keeps the old ACL in its pending record; checking later
         // requests against the ACL they will really meet is the intent.
-        node.acl = acl.clone();
+        node.acl = acl.as_slice().into();
         self.add_change(ctx.seq, &r.path, Some(node));
         Ok(TxnBody::SetAcl(SetAclTxn {
             path: r.path,
@@ -525,8 +529,8 @@ impl Prep {
         if let Some(undo) = self.undo.as_mut() {
             for (path, prev) in undo.drain() {
                 match prev {
-                    Some(rec) => self.for_path.insert(path, rec),
-                    None => self.for_path.remove(&path),
+                    Some(rec) => self.for_path.insert(path.into(), rec),
+                    None => self.for_path.remove(path.as_str()),
                 };
             }
         }
@@ -540,10 +544,10 @@ impl Prep {
         for c in &self.queue {
             match c.owner {
                 None => {
-                    paths.remove(&c.path);
+                    paths.remove(&*c.path);
                 }
                 Some(o) if o == ctx.session_id => {
-                    paths.insert(c.path.clone());
+                    paths.insert(c.path.to_string());
                 }
                 Some(_) => {}
             }
