@@ -43,24 +43,28 @@ const BATCH_AT_LEAST: usize = 64;
 /// thread that gets less of the CPUs writes fewer; each connection is written
 /// by one of them, so its frames stay in order.
 pub fn deliver_all(conns: Vec<ConnHandle>) {
-    let fan = Arc::new(FanOut {
-        conns,
+    let fan = FanOut {
         next: AtomicUsize::new(0),
-    });
-    if fan.conns.len() >= 2 * DELIVER_SHARE {
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        conns,
+    };
+    let runtime = tokio::runtime::Handle::try_current();
+    match runtime {
+        Ok(rt) if fan.conns.len() >= 2 * DELIVER_SHARE => {
             let helpers = rt
                 .metrics()
                 .num_workers()
                 .min(fan.conns.len() / DELIVER_SHARE)
                 .saturating_sub(1);
+            let fan = Arc::new(fan);
             for _ in 0..helpers {
                 let fan = fan.clone();
                 rt.spawn_blocking(move || fan.write());
             }
+            fan.write();
         }
+        // Most txns notify no one or a few: no sharing, no allocation.
+        _ => fan.write(),
     }
-    fan.write();
 }
 
 /// The connections of one fan-out, and the first not yet taken by a thread.
