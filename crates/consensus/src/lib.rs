@@ -100,6 +100,22 @@ pub trait Applier: Send + Sync + 'static {
     }
 }
 
+/// Wakes its holder when this member's role, its leader or the membership may have changed
+/// (openraft's server metrics, which do not change with every batch of writes), so that a
+/// watcher of the role sees a new leadership at once rather than at its next poll.
+pub struct RoleChanges(
+    openraft::alias::WatchReceiverOf<TypeConfig, openraft::metrics::RaftServerMetrics<TypeConfig>>,
+);
+
+impl RoleChanges {
+    /// Returns after the next change; never once the group has stopped.
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Answers the server's own calls from other members (see [`Consensus::call_leader`]).
 pub trait PeerHandler: Send + Sync + 'static {
     /// Handles one call from member `from`. Calls from one member arrive in the order it made
@@ -610,6 +626,11 @@ impl Consensus {
                 };
             }
         }
+    }
+
+    /// A watch of this member's role: see [`RoleChanges`].
+    pub fn role_changes(&self) -> RoleChanges {
+        RoleChanges(self.inner.raft.server_metrics())
     }
 
     /// This member's role now.

@@ -332,8 +332,13 @@ pub async fn role_task(shared: Arc<Shared>) {
     let mut looking_since = Some(Instant::now());
     let mut unavailable_since = Instant::now();
     shared.stats.looking_count.fetch_add(1, Relaxed);
+    // A new role is seen at once: mntr's leader_uptime starts with the leadership.
+    let mut roles = shared.consensus().role_changes();
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = roles.changed() => {}
+        }
         let consensus = shared.consensus().clone();
         let role = consensus.role();
         let leader = role == Role::Leader;
