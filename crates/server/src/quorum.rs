@@ -332,12 +332,19 @@ pub async fn role_task(shared: Arc<Shared>) {
     let mut looking_since = Some(Instant::now());
     let mut unavailable_since = Instant::now();
     shared.stats.looking_count.fetch_add(1, Relaxed);
-    // A new role is seen at once: mntr's leader_uptime starts with the leadership.
     let mut roles = shared.consensus().role_changes();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
-            _ = roles.changed() => {}
+            _ = roles.changed() => {
+                // Between polls only the leadership's clock follows the role, so
+                // mntr's leader_uptime starts with the leadership; serving, and
+                // closing clients while no quorum is seen, stay on the poll (a
+                // member that passes through Looking for a few ms keeps them).
+                let leader = shared.consensus().role() == Role::Leader;
+                shared.stats.set_leading(leader);
+                continue;
+            }
         }
         let consensus = shared.consensus().clone();
         let role = consensus.role();
