@@ -10,7 +10,7 @@ use ensemble_config::Config;
 use ensemble_storage::{
     purge, recover_up_to, write_snapshot, Compression, Recovered, SnapshotTrigger, StorageError,
 };
-use ensemble_tree::DataTree;
+use ensemble_tree::{CaptureLost, DataTree, TreeCapture};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -115,27 +115,35 @@ impl Snapshotter {
     }
 }
 
-/// Writes a snapshot whenever `Snapshotter` asks for one. The copy of the tree
-/// is taken under the read lock, so the snapshot is exact at its zxid; the
-/// file is written without holding any lock.
+/// Writes a snapshot whenever `Snapshotter` asks for one. The tree is captured
+/// at one zxid (see [`begin_capture`]), copied out a part at a time, and the
+/// file is written from the copy without holding any lock.
 pub async fn snapshot_task(shared: Arc<Shared>) {
     let snapper = &shared.snapshotter;
     loop {
         snapper.wake.notified().await;
         snapper.busy.store(true, Ordering::Release);
-        let (tree, sessions): (DataTree, Vec<(i64, i32)>) = {
-            let tree = shared.tree.read();
-            let sessions = shared.sessions.lock().list();
-            (tree.clone(), sessions)
-        };
-        let zxid = tree.last_zxid();
+        let (capture, sessions) = begin_capture(&shared);
+        let zxid = capture.last_zxid();
         let dir = shared.config.data_dir.clone();
         let comp = compression(&shared.config);
         let started = Instant::now();
         let (done, result) = tokio::sync::oneshot::channel();
+        let source = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
+                // The copy at the server's priority: it holds the tree's read
+                // lock a moment at a time, which a thread that the scheduler
+                // puts off would stretch. The file is written below it.
+                let tree = match copy_capture(&source, capture) {
+                    Ok(tree) => tree,
+                    Err(e) => {
+                        let _ = done.send(Err(StorageError::Invalid(e.to_string())));
+                        return;
+                    }
+                };
+                drop(source);
                 lower_priority();
                 let _ = done.send(write_snapshot(&dir, &tree, &sessions, zxid, comp));
                 // The copy's own parts (those the tree changed since) are freed here too.
@@ -156,6 +164,22 @@ pub async fn snapshot_task(shared: Arc<Shared>) {
         }
         snapper.busy.store(false, Ordering::Release);
     }
+}
+
+/// Begins a capture of the tree and the list of sessions as they are now,
+/// between two applied txns: a moment's hold of the tree for writing.
+pub fn begin_capture(shared: &Shared) -> (TreeCapture, Vec<(i64, i32)>) {
+    let mut tree = shared.tree.write();
+    let sessions = shared.sessions.lock().list();
+    (tree.begin_capture(), sessions)
+}
+
+/// Copies the rest of a capture out of the live tree, a part at a time, each
+/// under the tree's read lock (a fraction of a millisecond on a tree of a
+/// million znodes), and returns the tree as it was when the capture began.
+pub fn copy_capture(shared: &Shared, mut capture: TreeCapture) -> Result<DataTree, CaptureLost> {
+    while !shared.tree.read().capture_step(&mut capture)? {}
+    Ok(capture.finish())
 }
 
 /// The nice value of the snapshot thread. A snapshot only shortens the log a

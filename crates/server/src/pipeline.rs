@@ -452,9 +452,10 @@ pub struct TreeApplier {
 }
 
 impl ensemble_consensus::Applier for TreeApplier {
-    /// An O(1) copy of the tree and the session list; the job writes them as a
-    /// ZooKeeper snapshot (uncompressed) under `dir`, the file a lagging member
-    /// receives.
+    /// Begins a capture of the tree and the session list (see
+    /// [`crate::persist::begin_capture`]); the job copies the tree out and
+    /// writes it as a ZooKeeper snapshot (uncompressed) under `dir`, the file a
+    /// lagging member receives.
     fn capture(
         &self,
         zxid: i64,
@@ -463,11 +464,11 @@ impl ensemble_consensus::Applier for TreeApplier {
         let Some(shared) = self.shared.upgrade() else {
             return Box::new(|| Err(std::io::Error::other("server is stopping")));
         };
-        let (tree, sessions) = {
-            let tree = shared.tree.read();
-            (tree.clone(), shared.sessions.lock().list())
-        };
+        let (capture, sessions) = crate::persist::begin_capture(&shared);
         Box::new(move || {
+            let tree =
+                crate::persist::copy_capture(&shared, capture).map_err(std::io::Error::other)?;
+            drop(shared);
             let opts = ensemble_storage::SnapshotOptions {
                 fsync: false,
                 ..Default::default()

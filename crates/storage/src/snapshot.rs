@@ -41,7 +41,8 @@
 //! [`write_snapshot`] writes `snapshot.tmp.<zxid>...`, fsyncs it, renames it
 //! into place and fsyncs the directory (ZooKeeper's `AtomicFileOutputStream`
 //! with `.tmp`; our temp name is one ZooKeeper never takes for a snapshot).
-//! It needs only `&DataTree`: callers snapshot a clone, or under a read lock.
+//! It needs only `&DataTree`: callers pass a captured copy
+//! (`DataTree::begin_capture`), or write under a read lock.
 
 use crate::error::{IoContext, StorageError};
 use crate::files::{self, SNAPSHOT_PREFIX};

@@ -1,7 +1,7 @@
 //! What a lookup by path costs in a node map of a large tree, and what a copy of
-//! the map costs (the write stall of a snapshot), for the tree's persistent hash
-//! trie and two alternatives: the same trie split into shards by hash, and a flat
-//! hash table. Paths are looked up in random order, as a delete run does.
+//! the map costs, for the persistent hash trie the tree's node map was and two
+//! alternatives: the same trie split into shards by hash, and a flat hash table
+//! (the map is now such a table, split by hash; see `tree::NodeMap`). Paths are looked up in random order, as a delete run does.
 //! `cargo run --release -p ensemble-tree --example node_map_lookup -- 1800000 4096`
 use arcstr::ArcStr;
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The tree's node map (`tree::NodeMap`), with a stand-in of a node's size.
+/// The tree's former node map, with a stand-in of a node's size.
 type Trie = imbl::GenericHashMap<
     ArcStr,
     Arc<[u8; 120]>,

@@ -11,6 +11,7 @@
 pub mod acl;
 pub mod apply;
 pub mod digest;
+mod nodemap;
 pub mod path;
 pub mod prep;
 pub mod quota;
@@ -23,10 +24,11 @@ pub use acl::{
 };
 pub use apply::{multi_result_has_stat, ApplyOutcome};
 pub use digest::DIGEST_VERSION;
+pub use nodemap::CaptureLost;
 pub use path::{is_special_path, validate_path};
 pub use prep::{Prep, PrepOptions, PreparedTxn};
 pub use tree::{
-    ttl_of_ephemeral_owner, ttl_to_ephemeral_owner, DataTree, EphemeralType, Node,
+    ttl_of_ephemeral_owner, ttl_to_ephemeral_owner, DataTree, EphemeralType, Node, TreeCapture,
     CONTAINER_EPHEMERAL_OWNER, MAX_TTL,
 };
 pub use txn::TxnBody;

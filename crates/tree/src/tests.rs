@@ -1346,3 +1346,146 @@ fn prep_produces_the_txns_zookeeper_logged() {
         }
     }
 }
+
+// ---- snapshots captured from the live tree ----
+
+/// Everything a snapshot holds of a tree (nodes, ACLs, ephemerals, zxid,
+/// digest, data size, node count), as text to compare.
+fn contents(t: &DataTree) -> Vec<String> {
+    let mut nodes = Vec::new();
+    t.visit_preorder(|p, n| {
+        let children: Vec<&str> = n.child_names().collect();
+        nodes.push(format!(
+            "{p} {:?} {} {:?} {children:?}",
+            n.data, n.acl, n.stat
+        ));
+    });
+    nodes.push(format!(
+        "{:?} {:?} {} {} {} {}",
+        t.acl_cache().entries(),
+        t.all_ephemerals(),
+        t.last_zxid(),
+        t.digest(),
+        t.approximate_data_size(),
+        t.node_count()
+    ));
+    nodes
+}
+
+/// A xorshift generator, so that a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Creates, deletes, setData and setACL on random nodes of `/p` (whose
+/// children outnumber the plain set's limit) and `/q`, and ephemerals.
+fn random_change(zk: &mut Zk, rng: &mut Rng, next: &mut usize) {
+    let parent = if rng.below(2) == 0 { "/p" } else { "/q" };
+    let victim = format!("{parent}/n{}", rng.below(*next));
+    let out = match rng.below(5) {
+        0 => {
+            *next += 1;
+            let flags = if rng.below(4) == 0 { 1 } else { 0 };
+            zk.run(
+                op::CREATE2,
+                &create_req(&format!("{parent}/n{next}"), b"new", flags),
+            )
+        }
+        1 => zk.run(op::DELETE, &delete_req(&victim, -1)),
+        2 => zk.run(op::SET_DATA, &set_data_req(&victim, b"changed", -1)),
+        3 => {
+            let req = SetAclRequest {
+                path: victim.clone(),
+                acl: if rng.below(2) == 0 {
+                    read_acl_unsafe()
+                } else {
+                    world()
+                },
+                version: -1,
+            };
+            zk.run(op::SET_ACL, &req.to_bytes())
+        }
+        _ => zk.run(op::SET_DATA, &set_data_req(parent, b"parent", -1)),
+    };
+    // NoNode and NoAuth (a node made read-only) are expected on random picks.
+    assert!(
+        [0, err(ErrorCode::NoNode), err(ErrorCode::NoAuth)].contains(&out.err),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_capture_is_the_tree_as_it_was_when_it_began_whatever_changed_meanwhile() {
+    let mut zk = Zk::new();
+    zk.create("/p", 0);
+    zk.create("/q", 0);
+    let mut next = 3000;
+    for i in 0..next {
+        let parent = if i % 3 == 0 { "/q" } else { "/p" };
+        let flags = if i % 7 == 0 { 1 } else { 0 };
+        zk.create(&format!("{parent}/n{i}"), flags);
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in 0..4 {
+        let before = contents(&zk.tree);
+        let mut first = zk.tree.begin_capture();
+        assert_eq!(first.last_zxid(), zk.tree.last_zxid());
+        // A second capture begun halfway through the first, on a tree
+        // changed since: each must come out as it was at its own start.
+        let mut second = None;
+        let mut steps = 0;
+        loop {
+            for _ in 0..round * 3 {
+                random_change(&mut zk, &mut rng, &mut next);
+            }
+            steps += 1;
+            if steps == 500 {
+                second = Some((contents(&zk.tree), zk.tree.begin_capture()));
+            }
+            if zk.tree.capture_step(&mut first).expect("same tree") {
+                break;
+            }
+        }
+        let (second_before, mut second) = second.expect("begun");
+        while !zk.tree.capture_step(&mut second).expect("same tree") {
+            random_change(&mut zk, &mut rng, &mut next);
+        }
+        for _ in 0..50 {
+            random_change(&mut zk, &mut rng, &mut next);
+        }
+        let first = first.finish();
+        assert_eq!(contents(&first), before, "round {round}");
+        assert_eq!(first.compute_digest(), first.digest());
+        let second = second.finish();
+        assert_eq!(contents(&second), second_before, "round {round}");
+        assert_eq!(second.compute_digest(), second.digest());
+        // The live tree is whole, and changed unless nothing was changed.
+        assert_eq!(zk.tree.compute_digest(), zk.tree.digest());
+        if round > 0 {
+            assert_ne!(contents(&zk.tree), before);
+        }
+    }
+}
+
+#[test]
+fn a_capture_of_a_tree_that_was_replaced_fails() {
+    let mut zk = Zk::new();
+    zk.create("/a", 0);
+    let mut capture = zk.tree.begin_capture();
+    assert_eq!(zk.tree.capture_step(&mut capture), Ok(false));
+    zk.tree = DataTree::new();
+    assert_eq!(zk.tree.capture_step(&mut capture), Err(CaptureLost));
+    // A copy of a tree is another tree too.
+    let mut zk = Zk::new();
+    let mut capture = zk.tree.begin_capture();
+    let copy = zk.tree.clone();
+    assert_eq!(copy.capture_step(&mut capture), Err(CaptureLost));
+    assert_eq!(zk.tree.capture_step(&mut capture), Ok(false));
+}

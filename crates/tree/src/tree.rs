@@ -86,9 +86,8 @@ pub struct Node {
 /// How many children a plain set holds before the persistent one takes over.
 const MANY_CHILDREN: usize = 1024;
 
-/// A parent's children. The snapshot writer shares every node with the tree,
-/// and the first change of a parent after a snapshot was taken copies that
-/// parent: a plain set is copied whole (a million children took tens of
+/// A parent's children. A snapshot's copy shares every node with the tree,
+/// and the first change of a parent after it was copied copies that parent: a plain set is copied whole (a million children took tens of
 /// milliseconds, under the tree's lock, at every snapshot), a persistent one
 /// in O(1), paying on its changes a copy of the path to the child instead.
 /// Small sets stay plain: a persistent set's first node is larger than most.
@@ -237,21 +236,15 @@ pub(crate) fn new_stat(zxid: i64, time: i64, ephemeral_owner: i64) -> StatPersis
     }
 }
 
-/// The node map: persistent (a copy for a snapshot is O(1)) and hashed with foldhash, which
-/// hashes a path several times faster than the standard SipHash and is seeded per map, so
-/// crafted paths cannot be aimed at one bucket.
-pub(crate) type NodeMap = imbl::GenericHashMap<
-    PathKey,
-    Arc<Node>,
-    foldhash::fast::RandomState,
-    imbl::shared_ptr::DefaultSharedPtr,
->;
+pub(crate) use crate::nodemap::NodeMap;
+use crate::nodemap::{Capture, CaptureLost};
 
 /// ZooKeeper's data tree. Plain data: `Send + Sync`, no interior mutability.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    /// A persistent map: cloning the tree for a snapshot is O(1) and shares
-    /// every node until one of the two copies changes it.
+    /// Flat hash tables (a clone copies them whole; a snapshot is taken with
+    /// [`DataTree::begin_capture`] instead), sharing every node with any copy
+    /// until one of the two changes it.
     pub(crate) nodes: NodeMap,
     pub(crate) acls: AclCache,
     pub(crate) ephemerals: HashMap<i64, HashSet<PathKey>>,
@@ -495,6 +488,61 @@ impl DataTree {
         let mut v: Vec<String> = self.ttls.iter().map(|p| p.to_string()).collect();
         v.sort();
         v
+    }
+}
+
+/// A snapshot of the tree at one moment, taken from the live tree without
+/// stopping its writes for a copy of the whole node map: [`DataTree::begin_capture`]
+/// (with the tree held for writing, for a moment), then
+/// [`DataTree::capture_step`] until it says done (each step with the tree held
+/// for reading, a few thousand nodes' worth), then [`TreeCapture::finish`].
+pub struct TreeCapture {
+    nodes: Capture,
+    /// The tree as it was, but its node map.
+    rest: DataTree,
+}
+
+impl TreeCapture {
+    /// zxid of the last txn in the capture.
+    pub fn last_zxid(&self) -> i64 {
+        self.rest.last_zxid
+    }
+
+    /// The tree as it was when the capture began. Panics unless
+    /// [`DataTree::capture_step`] has said it is done.
+    pub fn finish(self) -> DataTree {
+        let mut t = self.rest;
+        t.nodes = self.nodes.finish();
+        t
+    }
+}
+
+impl DataTree {
+    /// Begins a [`TreeCapture`] of the tree as it is now. Everything but the
+    /// node map is copied here (the ACL cache and the indexes of ephemerals,
+    /// containers and TTL nodes: small beside the map).
+    pub fn begin_capture(&mut self) -> TreeCapture {
+        let nodes = self.nodes.begin_capture();
+        let rest = DataTree {
+            nodes: NodeMap::default(),
+            acls: self.acls.clone(),
+            ephemerals: self.ephemerals.clone(),
+            containers: self.containers.clone(),
+            ttls: self.ttls.clone(),
+            last_zxid: self.last_zxid,
+            data_size: self.data_size,
+            quotas: self.quotas.clone(),
+            digest: self.digest,
+        };
+        TreeCapture { nodes, rest }
+    }
+
+    /// Copies the next part of the node map into `capture`: one of its
+    /// tables, about a thousandth of it. True once all of it is copied; an
+    /// error when the tree is not the one the capture began on (a snapshot
+    /// received from the leader replaced it).
+    pub fn capture_step(&self, capture: &mut TreeCapture) -> Result<bool, CaptureLost> {
+        self.nodes.capture_step(&mut capture.nodes)
     }
 }
 

@@ -12,7 +12,13 @@ pub struct ServerProc {
 }
 
 impl ServerProc {
+    #[allow(dead_code)]
     pub fn start() -> ServerProc {
+        ServerProc::start_with("")
+    }
+
+    /// A server whose zoo.cfg has `extra` (lines ending in newlines) added.
+    pub fn start_with(extra: &str) -> ServerProc {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -23,7 +29,7 @@ impl ServerProc {
         let mut f = std::fs::File::create(&cfg).expect("config file");
         writeln!(
             f,
-            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false",
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n{extra}",
             dir.join("data").display()
         )
         .expect("write config");
@@ -40,6 +46,12 @@ impl ServerProc {
             std::thread::sleep(Duration::from_millis(50));
         }
         ServerProc { child, port, dir }
+    }
+
+    /// The server's dataDir.
+    #[allow(dead_code)]
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.join("data")
     }
 
     pub fn cluster(&self) -> String {
