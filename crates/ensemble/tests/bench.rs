@@ -4,36 +4,17 @@
 mod common;
 
 use common::ServerProc;
-use std::process::Command;
 use zookeeper_client as zk;
 
-/// Runs the bench and returns its JSON summary.
+/// Runs the bench at 4 sessions x 8 in flight (over 50 keys unless `--keys`
+/// is given) and returns its JSON summary.
 fn bench(server: &ServerProc, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .args(["bench", "--hosts", &server.cluster(), "--json", "--quiet"])
-        .args(["--sessions", "4", "--inflight", "8"])
-        .args(if args.contains(&"--keys") {
-            &[][..]
-        } else {
-            &["--keys", "50"][..]
-        })
-        .args(args)
-        .output()
-        .expect("run ensemble bench");
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // --quiet: the result alone, none of the client library's info lines.
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains(" INFO "),
-        "bench {args:?} --quiet: {stderr}"
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("bench {args:?}: {e}: {text}"))
+    let mut all = vec!["--sessions", "4", "--inflight", "8"];
+    if !args.contains(&"--keys") {
+        all.extend(["--keys", "50"]);
+    }
+    all.extend(args);
+    common::bench_json(server, &all)
 }
 
 fn assert_clean(summary: &serde_json::Value, ops: u64) {

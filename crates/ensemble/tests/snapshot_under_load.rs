@@ -7,29 +7,19 @@
 mod common;
 
 use common::ServerProc;
-use std::process::Command;
 
 fn bench(server: &ServerProc, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .args(["bench", "--hosts", &server.cluster(), "--json", "--quiet"])
-        .args([
-            "--sessions",
-            "16",
-            "--inflight",
-            "16",
-            "--value-size",
-            "100",
-        ])
-        .args(args)
-        .output()
-        .expect("run ensemble bench");
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("\"errors\":{}"), "bench {args:?}: {text}");
+    let mut all = vec![
+        "--sessions",
+        "16",
+        "--inflight",
+        "16",
+        "--value-size",
+        "100",
+    ];
+    all.extend(args);
+    let summary = common::bench_json(server, &all);
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary}");
 }
 
 #[test]

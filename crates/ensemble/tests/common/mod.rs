@@ -59,6 +59,32 @@ impl ServerProc {
     }
 }
 
+/// Runs `ensemble bench --json --quiet` against `server` with `args` and
+/// returns its JSON summary; a failed run, or a log line on stderr despite
+/// `--quiet`, fails the test.
+#[allow(dead_code)]
+pub fn bench_json(server: &ServerProc, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["bench", "--hosts", &server.cluster(), "--json", "--quiet"])
+        .args(args)
+        .output()
+        .expect("run ensemble bench");
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // --quiet: the result alone, none of the client library's info lines.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(" INFO "),
+        "bench {args:?} --quiet: {stderr}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("bench {args:?}: {e}: {text}"))
+}
+
 impl Drop for ServerProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
