@@ -46,12 +46,18 @@ def wait_until(what, check, timeout=10.0):
         time.sleep(0.1)
 
 
-def write_refused(client, path):
+def write_refused(client, acked, refused):
+    """Creates a new probe znode: True when the server refuses it. One it
+    accepts was acknowledged and must survive like any other write (the server
+    may start refusing between two probes, so an accepted probe is kept rather
+    than deleted)."""
+    path = f"/probe{len(acked) + len(refused):04}"
     try:
         client.create(path, b"x")
     except NotReadOnlyCallError:
+        refused.append(path)
         return True
-    client.delete(path)
+    acked[path] = b"x"
     return False
 
 
@@ -105,7 +111,8 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk_server)
         os.close(fd)
     assert free_bytes(s.data_dir) < 8 * MB
 
-    wait_until("a write is refused", lambda: write_refused(c, "/refused"))
+    refused = []
+    wait_until("a write is refused", lambda: write_refused(c, acked, refused))
     with pytest.raises(NotReadOnlyCallError):
         c.set("/before/n001", b"no")
     with pytest.raises(NotReadOnlyCallError):
@@ -154,7 +161,7 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk_server)
     try:
         for path, data in acked.items():
             assert c.get(path)[0] == data, path
-        for path in ("/refused", "/refused-multi", "/eph"):
+        for path in refused + ["/refused-multi", "/eph"]:
             assert c.exists(path) is None, path
         assert c.get("/before/n001")[0] == b"v1"
         assert c.exists("/before/n002") is not None
