@@ -21,8 +21,9 @@
 //!    [`TxnLogWriter::commit`] (group commit), then acknowledge.
 //! 3. After each append, [`SnapshotTrigger::record_append`]; when
 //!    [`SnapshotTrigger::should_snapshot`] says so: [`TxnLogWriter::roll`],
-//!    [`SnapshotTrigger::reset`], and write a snapshot of a clone of the tree
-//!    on a background thread ([`write_snapshot`] only needs `&DataTree`).
+//!    [`SnapshotTrigger::reset`], and write a snapshot of a copy of the tree
+//!    (`DataTree::begin_capture`) on a background thread ([`write_snapshot`]
+//!    only needs `&DataTree`).
 //! 4. Periodically (autopurge), [`purge`] with the retain count.
 
 pub mod dump;
