@@ -87,7 +87,8 @@ pub struct Node {
 const MANY_CHILDREN: usize = 1024;
 
 /// A parent's children. A snapshot's copy shares every node with the tree,
-/// and the first change of a parent after it was copied copies that parent: a plain set is copied whole (a million children took tens of
+/// and the first change of a parent after it was copied copies that parent:
+/// a plain set is copied whole (a million children took tens of
 /// milliseconds, under the tree's lock, at every snapshot), a persistent one
 /// in O(1), paying on its changes a copy of the path to the child instead.
 /// Small sets stay plain: a persistent set's first node is larger than most.
