@@ -35,24 +35,10 @@ import tempfile
 import time
 from datetime import datetime
 
+import recorded  # bench/recorded.py, beside this script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def portable(value):
-    """A path as a results file records it: relative to the checkout when it
-    lies inside it, else its file name alone (the rest says nothing about the
-    run and only describes the machine). Lists are mapped; other values kept."""
-    if isinstance(value, list):
-        return [portable(v) for v in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        rel = os.path.relpath(value, ROOT)
-        return os.path.basename(value) if rel.startswith("..") else rel
-    return value
-
-
-def recorded_args():
-    """The command line's options as the results file records them."""
-    return {k: portable(v) for k, v in vars(ARGS).items()}
 ZK_HOME = "/usr/share/zookeeper"
 KINDS = ("ensemble", "zookeeper")  # narrowed by --kinds
 LIVE = []  # every Server started, for cleanup at exit
@@ -576,7 +562,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     started = time.time()
-    result = {"args": recorded_args(), "bench": portable(BENCH), "started": time.ctime(started)}
+    result = {"args": recorded.options(ARGS), "bench": recorded.portable(BENCH), "started": time.ctime(started)}
     if not ARGS.skip_write:
         result["write"] = write_phase()
     if not ARGS.skip_restart:

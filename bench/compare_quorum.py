@@ -59,24 +59,10 @@ import tempfile
 import threading
 import time
 
+import recorded  # bench/recorded.py, beside this script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def portable(value):
-    """A path as a results file records it: relative to the checkout when it
-    lies inside it, else its file name alone (the rest says nothing about the
-    run and only describes the machine). Lists are mapped; other values kept."""
-    if isinstance(value, list):
-        return [portable(v) for v in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        rel = os.path.relpath(value, ROOT)
-        return os.path.basename(value) if rel.startswith("..") else rel
-    return value
-
-
-def recorded_args():
-    """The command line's options as the results file records them."""
-    return {k: portable(v) for k, v in vars(ARGS).items()}
 ZK_SERVER_SH = "/usr/share/zookeeper/bin/zkServer.sh"
 IMPLS = ("ensemble", "zookeeper")
 THROUGHPUT = [("write", 64, 16), ("read", 64, 16), ("write", 1, 1), ("read", 1, 1)]
@@ -799,7 +785,7 @@ def main():
         log(f"WARNING: {len(busy)} pytest processes are running; the figures will be distorted")
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "args": recorded_args(),
+    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "args": recorded.options(ARGS),
               "commit": commit, "binary_mtime": time.ctime(os.path.getmtime(ARGS.ensemble)),
               "zookeeper_version": zookeeper_version(),
               "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",

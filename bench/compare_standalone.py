@@ -61,24 +61,10 @@ import tempfile
 import threading
 import time
 
+import recorded  # bench/recorded.py, beside this script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def portable(value):
-    """A path as a results file records it: relative to the checkout when it
-    lies inside it, else its file name alone (the rest says nothing about the
-    run and only describes the machine). Lists are mapped; other values kept."""
-    if isinstance(value, list):
-        return [portable(v) for v in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        rel = os.path.relpath(value, ROOT)
-        return os.path.basename(value) if rel.startswith("..") else rel
-    return value
-
-
-def recorded_args():
-    """The command line's options as the results file records them."""
-    return {k: portable(v) for k, v in vars(ARGS).items()}
 ZK_SERVER_SH = "/usr/share/zookeeper/bin/zkServer.sh"
 IMPLS = ("ensemble", "zookeeper")
 NAMES = {"ensemble": "Ensemble", "zookeeper": "ZooKeeper"}
@@ -735,9 +721,9 @@ def main():
 
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "args": recorded_args(), "suites": suites,
+    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "args": recorded.options(ARGS), "suites": suites,
               "commit": commit, "binary_mtime": time.ctime(os.path.getmtime(ARGS.ensemble)),
-              "bench": portable(BENCH), "zookeeper_version": package_version("zookeeper") or "3.8",
+              "bench": recorded.portable(BENCH), "zookeeper_version": package_version("zookeeper") or "3.8",
               "redis_version": package_version("redis-server"),
               "machine": f"{os.cpu_count()} CPUs, {platform.machine()}", "open_files_limit": limit,
               "loadavg_start": os.getloadavg()}
