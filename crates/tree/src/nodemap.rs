@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How many tables the map is split into (a power of two).
-pub(crate) const SHARDS: usize = 1024;
+const SHARDS: usize = 1024;
 /// Where the table's index starts in the hash: clear of the low bits a table
 /// indexes its buckets with and of the top seven it keeps as a tag per bucket.
 const SHARD_SHIFT: u32 = 40;
 
-pub(crate) type Entry = (PathKey, Arc<Node>);
+type Entry = (PathKey, Arc<Node>);
 /// One of the map's tables.
-pub(crate) type Shard = HashTable<Entry>;
+type Shard = HashTable<Entry>;
 
 pub(crate) struct NodeMap {
     hasher: foldhash::fast::RandomState,
@@ -32,7 +32,12 @@ pub(crate) struct NodeMap {
 
 impl Default for NodeMap {
     fn default() -> Self {
-        NodeMap::with_hasher(foldhash::fast::RandomState::default())
+        NodeMap {
+            hasher: foldhash::fast::RandomState::default(),
+            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
+            len: 0,
+            captures: Vec::new(),
+        }
     }
 }
 
@@ -60,15 +65,6 @@ fn shard_of(hash: u64) -> usize {
 }
 
 impl NodeMap {
-    fn with_hasher(hasher: foldhash::fast::RandomState) -> NodeMap {
-        NodeMap {
-            hasher,
-            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
-            len: 0,
-            captures: Vec::new(),
-        }
-    }
-
     #[inline]
     fn hash(&self, path: &str) -> u64 {
         self.hasher.hash_one(path)
